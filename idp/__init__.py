@@ -1,0 +1,110 @@
+"""Secure Access: the identity provider. ``create_app`` reads as the table of contents."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, PrefixLoader
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from idp import store
+from idp.config import Settings, load_settings
+from idp.extensions import csrf, db, migrate
+from idp.logging import setup_logging
+from idp.web import errors, headers, requests
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(settings: Settings | None = None, **overrides: object) -> Flask:
+    """Build the provider. Each line is one concern, in the order they must be set up."""
+    settings = settings or load_settings(**overrides)
+    app = Flask(__name__, instance_path=settings.instance_path or str(PROJECT_ROOT / "instance"))
+    setup_logging(settings)
+    setup_config(app, settings)
+    setup_templates(app)
+    requests.init_app(app, settings)
+    headers.init_app(app, settings)
+    setup_database(app, settings)
+    store.init_app(app, settings.redis_url)
+    csrf.init_app(app)
+    errors.init_app(app)
+    register_blueprints(app)
+    register_cli(app)
+    return app
+
+
+def setup_config(app: Flask, settings: Settings) -> None:
+    app.extensions["settings"] = settings
+    app.config.update(
+        SECRET_KEY=settings.secret_key.get_secret_value(),
+        TESTING=settings.env == "test",
+        PREFERRED_URL_SCHEME="https" if settings.uses_https else "http",
+        WTF_CSRF_TIME_LIMIT=3600,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.uses_https,
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
+    )
+
+
+def setup_templates(app: Flask) -> None:
+    """Our templates first, then GOV.UK Frontend's Jinja macros under their own prefix."""
+    app.jinja_loader = ChoiceLoader(
+        [
+            FileSystemLoader(str(Path(app.root_path) / "templates")),
+            PrefixLoader({"govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja")}),
+        ]
+    )
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
+
+
+def setup_database(app: Flask, settings: Settings) -> None:
+    url = settings.database_url
+    if not url:
+        os.makedirs(app.instance_path, exist_ok=True)
+        url = f"sqlite:///{Path(app.instance_path) / 'idp.sqlite3'}"
+        app.logger.warning(
+            "IDP_DATABASE_URL is not set: using SQLite at %s (one machine only)", url
+        )
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = (
+        {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+        if url.startswith("postgresql")
+        else {}
+    )
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    """SQLite enforces foreign keys only when asked, and WAL lets the worker read while we write."""
+    module = type(dbapi_connection).__module__
+    if module.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+
+def register_blueprints(app: Flask) -> None:
+    """Every public URL, and the access guard of each area, is visible here."""
+    from idp.web import health, pages
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(health.bp)
+    # Health probes are machine-to-machine and carry no forms.
+    csrf.exempt(health.bp)
+
+
+def register_cli(app: Flask) -> None:
+    from idp import cli
+
+    cli.init_app(app)

@@ -1,0 +1,204 @@
+"""The settings schema: every setting the provider reads, documented, typed and validated.
+
+Values come from ``IDP_*`` environment variables (and a ``.env`` file in development).
+Development and test defaults say "insecure" in the value itself, so a leaked default is
+obvious in any log or dump. With ``IDP_ENV=production`` :meth:`Settings.problems` lists every
+unsafe or missing value and :func:`load_settings` refuses to start, naming each one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+INSECURE_MARKER = "insecure"
+
+
+class ConfigurationError(RuntimeError):
+    """Raised at start-up when production settings are missing or unsafe."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"Refusing to start: {len(problems)} setting(s) are unsafe for production:\n{lines}"
+        )
+
+
+class Settings(BaseSettings):
+    """All settings. Each field's environment variable is ``IDP_`` plus its name in capitals."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IDP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["development", "test", "production"] = Field(
+        "development", description="Which rules apply. Production refuses insecure values."
+    )
+    secret_key: SecretStr = Field(
+        SecretStr("insecure-development-secret-key-do-not-use"),
+        description="Signs Flask session cookies and CSRF tokens. At least 32 random characters.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. "
+        "Unset: a SQLite file under instance/ (one machine only; refused in production).",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL for sessions, rate limits, codes and queues. "
+        "Unset: an in-process store for one process only (refused in production).",
+    )
+    public_base_url: str = Field(
+        "http://127.0.0.1:5000",
+        description="The origin people reach the provider on. Every emailed link is built from it, "
+        "never from the request's Host header. Must be https in production.",
+    )
+    trusted_hosts: list[str] = Field(
+        default_factory=list,
+        description="Extra Host header values accepted besides public_base_url's host "
+        "(JSON list). Requests for any other host get 400.",
+    )
+    trusted_proxy_hops: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="How many reverse proxies in front of us may set X-Forwarded-For/-Proto. "
+        "0 means the headers are ignored and the socket address is the client.",
+    )
+    key_encryption_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr("insecure-development-key-encryption-key")],
+        description="Keys (JSON list, newest first) that encrypt signing keys and TOTP secrets "
+        "at rest. The first encrypts; all decrypt, so keys can be rotated.",
+    )
+    client_secret_hmac_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr("insecure-development-client-secret-hmac-key")],
+        description="Keys (JSON list, newest first) for the HMAC-SHA-256 that stores client "
+        "secrets and one-time tokens. All are tried when verifying.",
+    )
+    password_pepper: SecretStr | None = Field(
+        None,
+        description="Optional key outside the database, HMAC'd into every password before "
+        "argon2id, so a database dump alone cannot be used to test guesses.",
+    )
+    argon2_time_cost: int = Field(2, ge=1, description="argon2id iterations (OWASP minimum 2).")
+    argon2_memory_cost: int = Field(
+        19456, ge=8, description="argon2id memory in KiB (OWASP minimum 19456)."
+    )
+    argon2_parallelism: int = Field(1, ge=1, description="argon2id lanes.")
+    password_min_length: int = Field(
+        15, ge=8, description="Shortest password accepted, in Unicode code points (never under 8)."
+    )
+    login_max_failures: int = Field(
+        10, ge=1, le=100, description="Failed attempts per account before a temporary lock."
+    )
+    login_failure_window_seconds: int = Field(
+        900, ge=60, description="The window those failures are counted over, and the lock's length."
+    )
+    session_idle_seconds: int = Field(3600, ge=60, description="SSO session idle timeout.")
+    session_absolute_seconds: int = Field(
+        43200, ge=300, description="SSO session absolute lifetime, whatever the activity."
+    )
+    mail_backend: Literal["outbox", "smtp", "notify"] = Field(
+        "outbox",
+        description="How email leaves: 'outbox' writes files under instance/outbox (development "
+        "only), 'smtp' uses smtp_*, 'notify' uses GOV.UK Notify.",
+    )
+    smtp_host: str = Field("localhost", description="SMTP server host.")
+    smtp_port: int = Field(25, description="SMTP server port.")
+    smtp_username: str | None = Field(None, description="SMTP user name, if the server needs one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    mail_from: str = Field(
+        "Secure Access <no-reply@secure-access.invalid>", description="From address for email."
+    )
+    notify_api_key: SecretStr | None = Field(None, description="GOV.UK Notify API key.")
+    log_format: Literal["json", "text"] | None = Field(
+        None, description="Log line format. Default: json in production, text elsewhere."
+    )
+    log_level: str = Field("INFO", description="Lowest level logged.")
+    instance_path: str | None = Field(
+        None, description="Folder for the SQLite file and the development outbox."
+    )
+    max_request_bytes: int = Field(
+        1_048_576,
+        description="Requests with a larger body are refused with 413 before anything parses them.",
+    )
+
+    # -- derived values -------------------------------------------------------------
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def public_host(self) -> str:
+        return urlsplit(self.public_base_url).netloc
+
+    @property
+    def uses_https(self) -> bool:
+        return urlsplit(self.public_base_url).scheme == "https"
+
+    def problems(self) -> list[str]:
+        """Everything that makes these settings unsafe for production, one sentence each."""
+        found: list[str] = []
+
+        def insecure(value: str) -> bool:
+            return INSECURE_MARKER in value.lower()
+
+        key = self.secret_key.get_secret_value()
+        if insecure(key) or len(key) < 32:
+            found.append(
+                "IDP_SECRET_KEY is missing or insecure: set at least 32 random characters."
+            )
+        if not self.database_url:
+            found.append("IDP_DATABASE_URL is not set: production needs PostgreSQL, not SQLite.")
+        elif self.database_url.startswith("sqlite"):
+            found.append("IDP_DATABASE_URL points at SQLite: production needs PostgreSQL.")
+        if not self.redis_url:
+            found.append(
+                "IDP_REDIS_URL is not set: production needs Redis, not the in-process store."
+            )
+        if not self.key_encryption_keys or any(
+            insecure(k.get_secret_value()) or len(k.get_secret_value()) < 32
+            for k in self.key_encryption_keys
+        ):
+            found.append(
+                "IDP_KEY_ENCRYPTION_KEYS is missing or insecure: signing keys and TOTP secrets "
+                "cannot be protected. Set a JSON list of keys of at least 32 random characters."
+            )
+        if not self.client_secret_hmac_keys or any(
+            insecure(k.get_secret_value()) or len(k.get_secret_value()) < 32
+            for k in self.client_secret_hmac_keys
+        ):
+            found.append(
+                "IDP_CLIENT_SECRET_HMAC_KEYS is missing or insecure: set a JSON list of keys of "
+                "at least 32 random characters."
+            )
+        if not self.uses_https:
+            found.append("IDP_PUBLIC_BASE_URL must use https in production.")
+        if self.mail_backend == "outbox":
+            found.append(
+                "IDP_MAIL_BACKEND is 'outbox', which only writes files: use notify or smtp."
+            )
+        if self.mail_backend == "notify" and not self.notify_api_key:
+            found.append("IDP_NOTIFY_API_KEY is not set but IDP_MAIL_BACKEND is 'notify'.")
+        if self.argon2_memory_cost < 19456 or self.argon2_time_cost < 2:
+            found.append(
+                "IDP_ARGON2_MEMORY_COST/IDP_ARGON2_TIME_COST are below OWASP's minimum "
+                "(m=19456 KiB, t=2)."
+            )
+        return found
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (plus overrides) and refuse unsafe production values."""
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    if settings.is_production:
+        problems = settings.problems()
+        if problems:
+            raise ConfigurationError(problems)
+    return settings

@@ -1,0 +1,25 @@
+"""The one place that commits: a unit of work around a block of service calls.
+
+Either everything in the block is written, or (on any exception) nothing is. Services add
+and flush; only this commits. Nothing is ever half-written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session
+
+from idp.extensions import db
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    session: Session = db.session
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise

@@ -1,0 +1,48 @@
+"""Security headers on every response: a strict CSP with a per-request nonce and anti-framing.
+
+E08 / RFC 9700 §4.16: `frame-ancestors 'none'` plus `X-Frame-Options: DENY` on every page.
+`form-action` is deliberately absent: Chromium applies it to the redirect after a form POST,
+which would block the 303 from the sign-in form back to a relying service's redirect URI.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Flask, g, request
+from flask.wrappers import Response
+
+from idp.config import Settings
+
+
+def csp_nonce() -> str:
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    nonce: str = g.csp_nonce
+    return nonce
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+
+    @app.after_request
+    def set_security_headers(response: Response) -> Response:
+        h = response.headers
+        h["Content-Security-Policy"] = (
+            "default-src 'self'; "
+            f"script-src 'self' 'nonce-{csp_nonce()}'; "
+            "style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+        )
+        h["X-Frame-Options"] = "DENY"
+        h["X-Content-Type-Options"] = "nosniff"
+        # Tokens travel in some URLs (reset links): never leak them to another site (C02).
+        h["Referrer-Policy"] = "no-referrer"
+        h["Cross-Origin-Opener-Policy"] = "same-origin"
+        h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+        if settings.uses_https:
+            h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        if not request.path.startswith("/static/"):
+            # Pages about a person must not sit in shared caches or a shared PC's history.
+            h.setdefault("Cache-Control", "no-store")
+        return response
