@@ -31,6 +31,11 @@ BACKEND = os.environ.get("IDP_TEST_BACKEND", "embedded")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Lets several test runs share one PostgreSQL and Redis server without touching each other's
+# data: each slot gets its own databases. CI uses slot 0.
+SLOT = int(os.environ.get("IDP_TEST_SLOT", "0"))
+
+
 def worker_number(worker_id: str) -> int:
     match = re.search(r"\d+", worker_id)
     return int(match.group()) if match else 0
@@ -42,7 +47,7 @@ def server_database_url(worker_id: str) -> str:
     if not base:
         pytest.exit("IDP_TEST_BACKEND=server needs IDP_TEST_DATABASE_URL", returncode=2)
     url = make_url(base).set(drivername="postgresql+psycopg")
-    name = f"idp_test_{worker_number(worker_id)}"
+    name = f"idp_test_{SLOT}_{worker_number(worker_id)}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -55,8 +60,8 @@ def server_redis_url(worker_id: str) -> str:
     base = os.environ.get("IDP_TEST_REDIS_URL")
     if not base:
         pytest.exit("IDP_TEST_BACKEND=server needs IDP_TEST_REDIS_URL", returncode=2)
-    # Database 0 is left alone; each worker gets its own numbered database.
-    return re.sub(r"/\d*$", "", base.rstrip("/")) + f"/{worker_number(worker_id) + 1}"
+    # Database 0 is left alone; each slot and worker gets its own numbered database (1-15).
+    return re.sub(r"/\d*$", "", base.rstrip("/")) + f"/{1 + SLOT * 2 + worker_number(worker_id)}"
 
 
 def make_test_settings(tmp: Path, worker_id: str, **overrides: object) -> Settings:

@@ -1,7 +1,9 @@
 """The tables. Import from here so every model is registered on the metadata."""
 
+from idp.models.account_token import AccountToken, TokenPurpose
 from idp.models.audit import AuditEvent
 from idp.models.base import Base
+from idp.models.keys import KeyState, SigningKey
 from idp.models.organisation import (
     Membership,
     MembershipRole,
@@ -9,23 +11,31 @@ from idp.models.organisation import (
     OrganisationStatus,
     OrganisationType,
 )
+from idp.models.outbox import OutboxKind, OutboxMessage, OutboxStatus
 from idp.models.service import AccessGrant, Service, ServiceRole, ServiceSecret, ServiceStatus
 from idp.models.user import StaffRole, User, UserStatus
 
 __all__ = [
     "AccessGrant",
+    "AccountToken",
     "AuditEvent",
     "Base",
+    "KeyState",
     "Membership",
     "MembershipRole",
     "Organisation",
     "OrganisationStatus",
     "OrganisationType",
+    "OutboxKind",
+    "OutboxMessage",
+    "OutboxStatus",
     "Service",
     "ServiceRole",
     "ServiceSecret",
     "ServiceStatus",
+    "SigningKey",
     "StaffRole",
+    "TokenPurpose",
     "User",
     "UserStatus",
 ]
