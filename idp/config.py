@@ -89,6 +89,47 @@ class Settings(BaseSettings):
         19456, ge=8, description="argon2id memory in KiB (OWASP minimum 19456)."
     )
     argon2_parallelism: int = Field(1, ge=1, description="argon2id lanes.")
+    role_mailbox_local_parts: list[str] = Field(
+        default_factory=lambda: [
+            "admin",
+            "administrator",
+            "office",
+            "schooloffice",
+            "info",
+            "information",
+            "enquiries",
+            "enquiry",
+            "head",
+            "headteacher",
+            "headmaster",
+            "headmistress",
+            "bursar",
+            "finance",
+            "accounts",
+            "reception",
+            "contact",
+            "admissions",
+            "hello",
+            "school",
+            "secretary",
+            "clerk",
+            "support",
+            "helpdesk",
+            "postmaster",
+            "webmaster",
+            "noreply",
+            "no-reply",
+            "sbm",
+            "business",
+            "governors",
+            "it",
+            "ict",
+            "staff",
+            "team",
+        ],
+        description="Email local parts refused for accounts (JSON list): shared role mailboxes "
+        "defeat the point of one person per account.",
+    )
     password_min_length: int = Field(
         15, ge=8, description="Shortest password accepted, in Unicode code points (never under 8)."
     )

@@ -1,0 +1,104 @@
+"""Rules about people's accounts that do not belong to one journey: identity and email rules.
+
+An account is one person. Shared role mailboxes (``office@``, ``admin@`` …) are refused as
+account emails because the problem this service replaces is one shared password per school.
+Emails are stored canonical (trimmed, lower-case) so uniqueness and look-ups ignore case.
+"""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from sqlalchemy import select
+
+from idp.config import Settings
+from idp.extensions import db
+from idp.models import StaffRole, User, UserStatus
+from idp.services import audit
+
+
+class InvalidEmail(ValueError):
+    """The address is not a valid email address. The message is fit to show a person."""
+
+
+class RoleMailboxRefused(ValueError):
+    """The address is a shared role mailbox, not a person's own."""
+
+
+class EmailAlreadyUsed(ValueError):
+    """Another account already uses this address."""
+
+
+def canonical_email(raw: str) -> str:
+    """Trim and lower-case an address, and check it is one (no DNS look-ups)."""
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidEmail("Enter an email address")
+    try:
+        valid = validate_email(text, check_deliverability=False)
+    except EmailNotValidError:
+        raise InvalidEmail(
+            "Enter an email address in the correct format, like name@school.sch.uk"
+        ) from None
+    return valid.normalized.lower()
+
+
+def check_personal_email(email: str, settings: Settings | None = None) -> None:
+    """Refuse shared role mailboxes, with a reason a school office worker understands."""
+    settings = settings or current_app.extensions["settings"]
+    local = email.split("@", 1)[0].lower()
+    stripped = local.replace(".", "").replace("-", "").replace("_", "")
+    refused = {
+        m.replace(".", "").replace("-", "").replace("_", "")
+        for m in settings.role_mailbox_local_parts
+    }
+    if stripped in refused:
+        raise RoleMailboxRefused(
+            "Use the person's own email address, not a shared mailbox like "
+            f"{local}@. Each person needs their own account so we know who did what."
+        )
+
+
+def find_by_email(raw: str) -> User | None:
+    try:
+        email = canonical_email(raw)
+    except InvalidEmail:
+        return None
+    return db.session.scalar(select(User).where(User.email == email))
+
+
+def find_by_sub(sub: str) -> User | None:
+    return db.session.scalar(select(User).where(User.sub == sub))
+
+
+def create_user(
+    email: str,
+    given_name: str,
+    family_name: str,
+    *,
+    actor: str,
+    staff_role: StaffRole | None = None,
+    status: UserStatus = UserStatus.INVITED,
+) -> User:
+    """Add a person (invited until they set a password). The caller's unit of work commits."""
+    canonical = canonical_email(email)
+    check_personal_email(canonical)
+    if db.session.scalar(select(User.id).where(User.email == canonical)) is not None:
+        raise EmailAlreadyUsed("An account with this email address already exists")
+    user = User(
+        email=canonical,
+        given_name=given_name.strip(),
+        family_name=family_name.strip(),
+        staff_role=staff_role,
+        status=status,
+    )
+    db.session.add(user)
+    db.session.flush()
+    audit.record(
+        "user.created",
+        actor=actor,
+        target=user.sub,
+        target_type="user",
+        staff_role=staff_role.value if staff_role else None,
+    )
+    return user
