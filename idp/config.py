@@ -130,6 +130,21 @@ class Settings(BaseSettings):
         description="Email local parts refused for accounts (JSON list): shared role mailboxes "
         "defeat the point of one person per account.",
     )
+    invitation_lifetime_hours: int = Field(
+        168, ge=1, description="How long an invitation link works (default 7 days)."
+    )
+    password_reset_lifetime_minutes: int = Field(
+        30, ge=5, le=1440, description="How long a password reset link works (C02: at most 30)."
+    )
+    email_change_lifetime_hours: int = Field(
+        24, ge=1, description="How long the link confirming a new email address works."
+    )
+    recent_auth_seconds: int = Field(
+        600,
+        ge=60,
+        description="Changing email, password or security methods needs a sign-in this recent "
+        "(E05); older sessions are asked for the password again.",
+    )
     password_min_length: int = Field(
         15, ge=8, description="Shortest password accepted, in Unicode code points (never under 8)."
     )
@@ -157,6 +172,33 @@ class Settings(BaseSettings):
         "Secure Access <no-reply@secure-access.invalid>", description="From address for email."
     )
     notify_api_key: SecretStr | None = Field(None, description="GOV.UK Notify API key.")
+    # -- Email and the outbox worker (idp/services/mail, idp/services/outbox.py) ------------
+    notify_template_ids: dict[str, str] = Field(
+        default_factory=dict,
+        description="GOV.UK Notify template id for each message name (JSON object, e.g. "
+        '{"password_reset": "<uuid>"}). Needed for every message when mail_backend is notify; '
+        "the placeholders in each Notify template use the names in idp/templates/email/.",
+    )
+    notify_base_url: str = Field(
+        "https://api.notifications.service.gov.uk",
+        description="GOV.UK Notify API address. Only changed to point tests at a stand-in.",
+    )
+    outbox_max_attempts: int = Field(
+        10,
+        ge=1,
+        le=50,
+        description="How many times the worker tries to send one outbox message (email or "
+        "back-channel logout) before giving up on it and recording the failure. With the "
+        "default delays, 10 attempts span about 22 hours.",
+    )
+    outbox_retry_delays_seconds: list[int] = Field(
+        default_factory=lambda: [30, 120, 600, 1800, 3600, 7200, 14400, 21600, 28800],
+        min_length=1,
+        description="Seconds to wait after the 1st, 2nd, ... failed attempt before the next "
+        "(JSON list); the last value repeats. The growing gaps ride out a provider outage "
+        "without hammering it.",
+    )
+    # -- end of email and outbox settings ----------------------------------------------------
     log_format: Literal["json", "text"] | None = Field(
         None, description="Log line format. Default: json in production, text elsewhere."
     )
@@ -168,6 +210,22 @@ class Settings(BaseSettings):
         1_048_576,
         description="Requests with a larger body are refused with 413 before anything parses them.",
     )
+
+    # -- OpenID Connect provider: issuer and signing keys (idp/oidc) ------------------
+    issuer: str | None = Field(
+        None,
+        description="The OIDC issuer identifier: an https URL with no query, fragment or "
+        "trailing slash. It is the `iss` of every token and the base of every URL in the "
+        "discovery document (never the request's Host). Unset: public_base_url.",
+    )
+    key_publish_before_use_seconds: int = Field(
+        3600,
+        ge=0,
+        description="How long a new signing key must sit in the JWKS as `next` before "
+        "`rotate-keys` lets it sign: at least the JWKS cache period relying services use, so "
+        "none meets a kid it has not fetched (H04). `rotate-keys --force` skips the wait.",
+    )
+    # -- end of OpenID Connect provider settings ---------------------------------------
 
     # -- derived values -------------------------------------------------------------
 
@@ -227,6 +285,17 @@ class Settings(BaseSettings):
             )
         if self.mail_backend == "notify" and not self.notify_api_key:
             found.append("IDP_NOTIFY_API_KEY is not set but IDP_MAIL_BACKEND is 'notify'.")
+        if self.mail_backend == "notify":
+            # Imported here: the message list lives with the templates, a floor above settings.
+            from idp.services.mail.templates import MESSAGE_NAMES
+
+            missing = [name for name in MESSAGE_NAMES if not self.notify_template_ids.get(name)]
+            if missing:
+                found.append(
+                    "IDP_NOTIFY_TEMPLATE_IDS has no GOV.UK Notify template id for: "
+                    + ", ".join(missing)
+                    + "."
+                )
         if self.argon2_memory_cost < 19456 or self.argon2_time_cost < 2:
             found.append(
                 "IDP_ARGON2_MEMORY_COST/IDP_ARGON2_TIME_COST are below OWASP's minimum "
