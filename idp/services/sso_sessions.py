@@ -1,0 +1,528 @@
+"""SSO sessions at the provider: server-side, in Redis, keyed by a hash of the cookie value.
+
+Checklist items (``../shared/reference/security-requirements.md`` §E) and how they are met:
+
+- **E01** (new session id at every authentication): :meth:`SsoSessions.create` makes a fresh
+  cookie value; :meth:`SsoSessions.rotate` and :meth:`SsoSessions.reauthenticate` move the
+  session to a new cookie value in one Lua script, so the old value is dead the moment the new
+  one exists. The public ``sid`` stays the same, because relying services hold it in ID Tokens
+  and back-channel logout names it (OIDC Back-Channel Logout 1.0 §2.1, ``sid`` claim).
+- **E02** (>= 128 bits from a CSPRNG, validated server-side): the cookie value is
+  ``secrets.token_urlsafe(32)`` (256 bits). Redis holds only its SHA-256, so a dump or a
+  ``MONITOR`` of Redis yields no usable cookie.
+- **E04** (idle <= 1 h, absolute <= 24 h; activity resets idle only, reauthentication both):
+  :meth:`SsoSessions.get` checks both limits against explicit timestamps from the injected
+  clock inside the Lua script; Redis key TTLs (the smaller of the idle time and the remaining
+  absolute lifetime) only collect garbage. The absolute lifetime runs from ``auth_time``, the
+  last (re)authentication (NIST SP 800-63B-4 §2.2.3, §5.2).
+- **E06** (users list and end their own sessions; helpdesk ends all): a per-user index (a Redis
+  hash of session-key digest to ``sid``) backs :meth:`list_for_user`, :meth:`end_by_sid` and
+  :meth:`end_all_for_user`. Stale index entries are removed lazily when the index is read.
+
+Storage (DESIGN.md §8 "an idle SSO session costs under 1 KB in Redis"): one Redis string per
+session, a versioned record of unit-separator (``\\x1f``) delimited fields that the Lua scripts
+can read and update without a JSON library. A Redis hash would switch to its much larger
+``hashtable`` encoding as soon as one value (a user agent) exceeded 64 bytes.
+
+    sso:s:<digest>  ->  "1" sid sub auth_time amr acr created_at last_seen services ip user_agent
+    sso:u:<sub>     ->  hash {<digest>: <sid>}      (the user's sessions)
+
+``<digest>`` is the unpadded base64url SHA-256 of the cookie value (43 characters: shorter than
+hex, which matters twice per session). The scripts assume one Redis (standalone or Sentinel):
+a session key and its user's index may sit in different Redis Cluster slots.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, current_app
+
+from idp.config import Settings
+from idp.store import Store
+
+Clock = Callable[[], float]
+
+SESSION_PREFIX = "sso:s:"
+USER_INDEX_PREFIX = "sso:u:"
+RECORD_VERSION = "1"
+SEPARATOR = "\x1f"
+USER_AGENT_MAX = 200
+IP_MAX = 45  # the longest textual IPv6 address
+COOKIE_VALUE_MAX = 128  # anything longer was not made by us; refuse before hashing it
+INDEX_PRUNE_AT = 16  # a user index this long is cleaned of ended sessions at sign-in
+TOKEN_MAX = 255  # sub, sid, amr values, acr and client ids (OIDC Core §2: sub <= 255 ASCII)
+
+# Printable ASCII without spaces: safe as a record field and as a space-joined list item.
+_TOKEN = re.compile(rf"[\x21-\x7e]{{1,{TOKEN_MAX}}}")
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+
+class SessionNotFound(LookupError):
+    """The session does not exist, has expired or was ended (the caller should sign in again)."""
+
+
+@dataclass
+class SsoSession:
+    """One signed-in browser. Holds no secret: the cookie value is never stored (E02)."""
+
+    sid: str
+    sub: str
+    auth_time: int
+    amr: list[str]
+    acr: str | None
+    created_at: int
+    last_seen: int
+    services: list[str] = field(default_factory=list)
+    ip: str | None = None
+    user_agent: str | None = None
+
+    def is_expired(self, now: float, idle: int, absolute: int) -> bool:
+        """E04: idle since ``last_seen``, or older than ``absolute`` since ``auth_time``."""
+        return now - self.last_seen >= idle or now - self.auth_time >= absolute
+
+    def expires_at(self, idle: int, absolute: int) -> int:
+        """When the session ends if there is no further activity (for the account page)."""
+        return min(self.last_seen + idle, self.auth_time + absolute)
+
+
+# -- the record ------------------------------------------------------------------------
+
+
+def _digest(cookie_value: str) -> str:
+    raw = hashlib.sha256(cookie_value.encode()).digest()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _token(value: str, what: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise ValueError(f"{what} must be 1-{TOKEN_MAX} printable ASCII characters, no spaces")
+    return value
+
+
+def _text(value: str | None, limit: int) -> str:
+    """Free text from the request (user agent, address): printable ASCII, truncated."""
+    return _UNPRINTABLE.sub("?", value or "")[:limit]
+
+
+def _encode(s: SsoSession) -> str:
+    fields = [
+        RECORD_VERSION,
+        s.sid,
+        s.sub,
+        str(s.auth_time),
+        " ".join(s.amr),
+        s.acr or "",
+        str(s.created_at),
+        str(s.last_seen),
+        " ".join(s.services),
+        s.ip or "",
+        s.user_agent or "",
+    ]
+    return SEPARATOR.join(fields)
+
+
+def _decode(raw: bytes | str | None) -> SsoSession | None:
+    if raw is None:
+        return None
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    parts = text.split(SEPARATOR)
+    if len(parts) != 11 or parts[0] != RECORD_VERSION:
+        return None  # an unknown record version is treated as no session: sign in again
+    _, sid, sub, auth_time, amr, acr, created, last_seen, services, ip, user_agent = parts
+    return SsoSession(
+        sid=sid,
+        sub=sub,
+        auth_time=int(auth_time),
+        amr=amr.split(),
+        acr=acr or None,
+        created_at=int(created),
+        last_seen=int(last_seen),
+        services=services.split(),
+        ip=ip or None,
+        user_agent=user_agent or None,
+    )
+
+
+# -- the scripts -------------------------------------------------------------------------
+# Field positions (1-based, as Lua sees them): 2 sid, 3 sub, 4 auth_time, 5 amr, 6 acr,
+# 7 created_at, 8 last_seen, 9 services. Times are whole seconds from the injected clock.
+
+_LUA_COMMON = """
+local function split(s)
+  local t, i = {}, 1
+  while true do
+    local j = string.find(s, "\\31", i, true)
+    if not j then t[#t + 1] = string.sub(s, i); return t end
+    t[#t + 1] = string.sub(s, i, j - 1)
+    i = j + 1
+  end
+end
+local function expired(f, now, idle, absolute)
+  return now - tonumber(f[8]) >= idle or now - tonumber(f[4]) >= absolute
+end
+local function ttl(f, now, idle, absolute)
+  return tostring(math.min(idle - (now - tonumber(f[8])), tonumber(f[4]) + absolute - now))
+end
+"""
+
+# KEYS: session. ARGV: now, idle, absolute, touch_every.
+# Returns nil (no session), {0, record} (expired: deleted here) or {1, record} (live).
+_GET = (
+    _LUA_COMMON
+    + """
+local raw = redis.call("GET", KEYS[1])
+if not raw then return nil end
+local now, idle, absolute = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local f = split(raw)
+if expired(f, now, idle, absolute) then
+  redis.call("DEL", KEYS[1])
+  return {0, raw}
+end
+if now - tonumber(f[8]) >= tonumber(ARGV[4]) then
+  f[8] = ARGV[1]
+  raw = table.concat(f, "\\31")
+  redis.call("SET", KEYS[1], raw, "EX", ttl(f, now, idle, absolute))
+end
+return {1, raw}
+"""
+)
+
+# KEYS: session. ARGV: now, idle, absolute, client_id. Returns the record, or nil.
+_ADD_SERVICE = (
+    _LUA_COMMON
+    + """
+local raw = redis.call("GET", KEYS[1])
+if not raw then return nil end
+local now, idle, absolute = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local f = split(raw)
+if expired(f, now, idle, absolute) then
+  redis.call("DEL", KEYS[1])
+  return nil
+end
+for item in string.gmatch(f[9], "%S+") do
+  if item == ARGV[4] then return raw end
+end
+if f[9] == "" then f[9] = ARGV[4] else f[9] = f[9] .. " " .. ARGV[4] end
+raw = table.concat(f, "\\31")
+redis.call("SET", KEYS[1], raw, "KEEPTTL")
+return raw
+"""
+)
+
+# Move a session to a new cookie value (E01), optionally recording a reauthentication.
+# KEYS: old session, new session, user index. ARGV: now, idle, absolute, sub, old digest,
+# new digest, reauth ("1"/"0"), amr, acr. Returns the new record, or nil.
+_MOVE = (
+    _LUA_COMMON
+    + """
+local raw = redis.call("GET", KEYS[1])
+if not raw then return nil end
+local now, idle, absolute = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local f = split(raw)
+if f[3] ~= ARGV[4] then return nil end
+redis.call("DEL", KEYS[1])
+redis.call("HDEL", KEYS[3], ARGV[5])
+if expired(f, now, idle, absolute) then return nil end
+if ARGV[7] == "1" then
+  f[4] = ARGV[1]
+  f[5] = ARGV[8]
+  f[6] = ARGV[9]
+end
+f[8] = ARGV[1]
+raw = table.concat(f, "\\31")
+redis.call("SET", KEYS[2], raw, "EX", ttl(f, now, idle, absolute))
+redis.call("HSET", KEYS[3], ARGV[6], f[2])
+redis.call("EXPIRE", KEYS[3], ARGV[3])
+return raw
+"""
+)
+
+# KEYS: session, user index. ARGV: sub, digest. Delete only if the session is that user's.
+_END_OWN = (
+    _LUA_COMMON
+    + """
+local raw = redis.call("GET", KEYS[1])
+redis.call("HDEL", KEYS[2], ARGV[2])
+if not raw then return nil end
+if split(raw)[3] ~= ARGV[1] then return nil end
+redis.call("DEL", KEYS[1])
+return raw
+"""
+)
+
+# KEYS: user index. ARGV: session key prefix. Ends every session in the index, atomically, so
+# a concurrent rotate cannot slip a session past it. Returns the records that existed.
+_END_ALL = """
+local out = {}
+for _, digest in ipairs(redis.call("HKEYS", KEYS[1])) do
+  local raw = redis.call("GETDEL", ARGV[1] .. digest)
+  if raw then out[#out + 1] = raw end
+end
+redis.call("DEL", KEYS[1])
+return out
+"""
+
+
+class SsoSessions:
+    """The SSO session store. Dependencies are explicit so tests can move the clock."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        idle_seconds: int,
+        absolute_seconds: int,
+        clock: Clock = time.time,
+        touch_every_seconds: int | None = None,
+    ) -> None:
+        if idle_seconds <= 0 or absolute_seconds <= 0:
+            raise ValueError("session lifetimes must be positive")
+        self.store = store
+        self.idle = idle_seconds
+        self.absolute = absolute_seconds
+        self.clock = clock
+        # Throttle last_seen writes: at most one per minute per session (or a tenth of the idle
+        # time, if shorter). A session may therefore idle out up to that much early; never late.
+        self.touch_every = (
+            touch_every_seconds
+            if touch_every_seconds is not None
+            else max(1, min(60, idle_seconds // 10))
+        )
+        self._get = store.register_script(_GET)
+        self._add_service = store.register_script(_ADD_SERVICE)
+        self._move = store.register_script(_MOVE)
+        self._end_own = store.register_script(_END_OWN)
+        self._end_all = store.register_script(_END_ALL)
+
+    # -- keys ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(digest: str) -> str:
+        return SESSION_PREFIX + digest
+
+    @staticmethod
+    def _index(sub: str) -> str:
+        return USER_INDEX_PREFIX + sub
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    def _live(self, s: SsoSession | None, now: int) -> SsoSession | None:
+        if s is None or s.is_expired(now, self.idle, self.absolute):
+            return None
+        return s
+
+    # -- creating and reading ----------------------------------------------------------------
+
+    def create(
+        self,
+        sub: str,
+        *,
+        amr: Sequence[str],
+        acr: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> tuple[str, SsoSession]:
+        """Start a session after a successful authentication (E01, E02).
+
+        Returns the cookie value (give it to the browser; it is stored nowhere) and the session.
+        """
+        now = self._now()
+        session = SsoSession(
+            sid=secrets.token_urlsafe(16),
+            sub=_token(sub, "sub"),
+            auth_time=now,
+            amr=[_token(m, "amr value") for m in amr],
+            acr=_token(acr, "acr") if acr else None,
+            created_at=now,
+            last_seen=now,
+            services=[],
+            ip=_text(ip, IP_MAX) or None,
+            user_agent=_text(user_agent, USER_AGENT_MAX) or None,
+        )
+        cookie_value = secrets.token_urlsafe(32)
+        digest = _digest(cookie_value)
+        index = self._index(sub)
+        with self.store.pipeline(transaction=True) as pipe:
+            pipe.hset(index, digest, session.sid)
+            pipe.expire(index, self.absolute)
+            pipe.set(self._key(digest), _encode(session), ex=min(self.idle, self.absolute))
+            pipe.hlen(index)
+            indexed = pipe.execute()[-1]
+        if indexed > INDEX_PRUNE_AT:
+            self._sessions_of(sub)  # drops the entries of sessions that have ended
+        return cookie_value, session
+
+    def get(self, cookie_value: str | None) -> SsoSession | None:
+        """The live session for a cookie value, or None. Records activity (E04: idle only)."""
+        if not cookie_value or len(cookie_value) > COOKIE_VALUE_MAX:
+            return None
+        now = self._now()
+        result = self._get(
+            keys=[self._key(_digest(cookie_value))],
+            args=[now, self.idle, self.absolute, self.touch_every],
+        )
+        if result is None:
+            return None
+        live, raw = result
+        session = _decode(raw)
+        if not live:
+            if session is not None:
+                self.store.hdel(self._index(session.sub), _digest(cookie_value))
+            return None
+        return session
+
+    def list_for_user(self, sub: str) -> list[SsoSession]:
+        """The user's live sessions, most recently used first (E06). Cleans the index."""
+        return [s for _, s in self._sessions_of(sub)]
+
+    def _sessions_of(self, sub: str) -> list[tuple[str, SsoSession]]:
+        index = self._index(sub)
+        digests = [d.decode() if isinstance(d, bytes) else d for d in self.store.hkeys(index)]
+        if not digests:
+            return []
+        raws = self.store.mget([self._key(d) for d in digests])
+        now = self._now()
+        found: list[tuple[str, SsoSession]] = []
+        stale: list[str] = []
+        for digest, raw in zip(digests, raws, strict=True):
+            session = self._live(_decode(raw), now)
+            if session is None or session.sub != sub:
+                stale.append(digest)
+            else:
+                found.append((digest, session))
+        if stale:
+            with self.store.pipeline(transaction=False) as pipe:
+                pipe.hdel(index, *stale)
+                # Expired by our clock but not yet by Redis's: remove them now.
+                pipe.delete(*(self._key(d) for d in stale))
+                pipe.execute()
+        found.sort(key=lambda pair: pair[1].last_seen, reverse=True)
+        return found
+
+    # -- changing ------------------------------------------------------------------------------
+
+    def add_service(self, cookie_value: str, client_id: str) -> SsoSession:
+        """Remember that this session signed in to ``client_id`` (for back-channel logout)."""
+        now = self._now()
+        raw = self._add_service(
+            keys=[self._key(_digest(cookie_value))],
+            args=[now, self.idle, self.absolute, _token(client_id, "client_id")],
+        )
+        session = _decode(raw)
+        if session is None:
+            raise SessionNotFound
+        return session
+
+    def rotate(self, cookie_value: str) -> str:
+        """Move the session to a new cookie value; the old value stops working (E01)."""
+        new_value, _ = self._move_to_new_value(cookie_value, None)
+        return new_value
+
+    def reauthenticate(
+        self, cookie_value: str, amr: Sequence[str], acr: str | None = None
+    ) -> tuple[str, SsoSession]:
+        """Record a fresh authentication (prompt=login, max_age, step-up).
+
+        ``auth_time`` becomes now and ``amr``/``acr`` are replaced (pass every method the user
+        has now satisfied, e.g. ``["pwd", "otp"]`` after a TOTP step-up). Both timers restart
+        (E04), and the cookie value changes (E01: a new session id at every reauthentication),
+        so this returns the new cookie value as well as the session. ``sid`` is unchanged.
+        """
+        amr_values = [_token(m, "amr value") for m in amr]
+        return self._move_to_new_value(cookie_value, (amr_values, acr))
+
+    def _move_to_new_value(
+        self, cookie_value: str, reauth: tuple[list[str], str | None] | None
+    ) -> tuple[str, SsoSession]:
+        old_digest = _digest(cookie_value)
+        current = _decode(self.store.get(self._key(old_digest)))
+        if current is None:
+            raise SessionNotFound
+        new_value = secrets.token_urlsafe(32)
+        new_digest = _digest(new_value)
+        amr, acr = reauth if reauth is not None else ([], None)
+        raw = self._move(
+            keys=[self._key(old_digest), self._key(new_digest), self._index(current.sub)],
+            args=[
+                self._now(),
+                self.idle,
+                self.absolute,
+                current.sub,
+                old_digest,
+                new_digest,
+                "1" if reauth is not None else "0",
+                " ".join(amr),
+                _token(acr, "acr") if acr else "",
+            ],
+        )
+        session = _decode(raw)
+        if session is None:
+            raise SessionNotFound
+        return new_value, session
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def end(self, cookie_value: str) -> SsoSession | None:
+        """End the session behind a cookie (sign out). Returns it if it was live.
+
+        This takes the cookie value only, never a ``sid``: a ``sid`` is public (it is in ID
+        Tokens) and a cookie that carried one must not be able to end someone's session. Use
+        :meth:`end_by_sid` with the owner's ``sub`` for that.
+        """
+        if not cookie_value or len(cookie_value) > COOKIE_VALUE_MAX:
+            return None
+        digest = _digest(cookie_value)
+        session = _decode(self.store.getdel(self._key(digest)))
+        if session is None:
+            return None
+        self.store.hdel(self._index(session.sub), digest)
+        return self._live(session, self._now())
+
+    def end_by_sid(self, sub: str, sid: str) -> SsoSession | None:
+        """End one of ``sub``'s own sessions by its public ``sid`` ("sign out of this device").
+
+        Only the user's own index is searched, and the script re-checks the owner, so one user
+        can never end another's session (E06).
+        """
+        for digest, session in self._sessions_of(sub):
+            if session.sid == sid:
+                raw = self._end_own(keys=[self._key(digest), self._index(sub)], args=[sub, digest])
+                return _decode(raw)
+        return None
+
+    def end_all_for_user(self, sub: str) -> list[SsoSession]:
+        """End every session of ``sub`` (password reset, deactivation, helpdesk; C06, E06).
+
+        Returns the sessions that were live, for back-channel logout.
+        """
+        now = self._now()
+        raws: list[Any] = self._end_all(keys=[self._index(sub)], args=[SESSION_PREFIX])
+        ended = [self._live(_decode(raw), now) for raw in raws]
+        return [s for s in ended if s is not None and s.sub == sub]
+
+
+# -- application wiring --------------------------------------------------------------------
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Put the session store on the app. Call after ``store.init_app``."""
+    app.extensions["sso_sessions"] = SsoSessions(
+        app.extensions["store"],
+        idle_seconds=settings.session_idle_seconds,
+        absolute_seconds=settings.session_absolute_seconds,
+    )
+
+
+def get_sso_sessions() -> SsoSessions:
+    """The current app's session store."""
+    sessions: SsoSessions = current_app.extensions["sso_sessions"]
+    return sessions
