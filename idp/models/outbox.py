@@ -18,6 +18,9 @@ from idp.models.base import Base, str_enum, utcnow
 class OutboxKind(enum.StrEnum):
     EMAIL = "email"
     BACKCHANNEL_LOGOUT = "backchannel_logout"
+    # Work that must not run in the web request, e.g. looking up a forgot-password address
+    # (doing it in the request would let response timing reveal whether the account exists).
+    JOB = "job"
 
 
 class OutboxStatus(enum.StrEnum):
