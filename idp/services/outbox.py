@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -210,7 +211,14 @@ def _attempt(
         _give_up(row, handler, _describe(error), report)
     except Exception as error:
         if not isinstance(error, DeliveryError):
-            log.exception("outbox %s %s: unexpected error", row.kind.value, row.id)
+            # Where it went wrong, but not the exception's text: that could quote the payload.
+            log.error(
+                "outbox %s %s: unexpected %s at\n%s",
+                row.kind.value,
+                row.id,
+                type(error).__name__,
+                "".join(traceback.format_tb(error.__traceback__)).rstrip(),
+            )
         description = _describe(error)
         if row.attempts >= settings.outbox_max_attempts:
             _give_up(row, handler, description, report)
@@ -284,7 +292,7 @@ def _describe(error: Exception) -> str:
 
     Delivery errors are written not to quote the message, so their text is kept. Other
     exceptions (a bug, a library error) could carry anything, so only their type is kept; the
-    full error is in the log line written with the traceback.
+    log line gives the traceback's frames to find the bug.
     """
     text = str(error) if isinstance(error, DeliveryError) else type(error).__name__
     return text[:_LAST_ERROR_LENGTH]

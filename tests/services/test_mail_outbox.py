@@ -465,7 +465,7 @@ def test_a_kind_with_no_handler_waits_rather_than_being_lost(app):
     assert stored.last_error == "no handler registered for backchannel_logout"
 
 
-def test_an_unexpected_error_in_a_handler_is_retried_without_quoting_it(app):
+def test_an_unexpected_error_in_a_handler_is_retried_without_quoting_it(app, caplog):
     def deliver(row: OutboxMessage) -> None:
         raise KeyError(outbox.payload_of(row)["link"])  # a bug that would leak the payload
 
@@ -476,6 +476,9 @@ def test_an_unexpected_error_in_a_handler_is_retried_without_quoting_it(app):
             )
         assert outbox.deliver_due().retried == 1
     assert outbox_row(row.id).last_error == "KeyError"
+    assert "unexpected KeyError" in caplog.text
+    assert "deliver" in caplog.text  # the frame where it happened
+    assert RESET_LINK not in caplog.text
 
 
 # -- the mailers -------------------------------------------------------------------------------

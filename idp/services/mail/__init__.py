@@ -70,5 +70,8 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 def get_mailer() -> Mailer:
     """The current app's mailer (set up by :func:`init_app` in ``create_app``)."""
-    mailer: Mailer = current_app.extensions["mailer"]
+    mailer: Mailer | None = current_app.extensions.get("mailer")
+    if mailer is None:
+        # The outbox keeps the message and retries it, so this delays mail; it loses none.
+        raise RuntimeError("no mailer: create_app must call mail.init_app(app, settings)")
     return mailer
