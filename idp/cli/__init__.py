@@ -15,6 +15,12 @@ def init_app(app: Flask) -> None:
     for command in (
         users.create_user,
         services.create_service,
+        services.rotate_service_secret,
+        services.revoke_service_secret,
+        services.load_services,
+        services.ensure_keys,
+        services.rotate_keys,
+        services.prune_keys,
         organisations.import_organisations,
         demo.seed_demo,
         worker.worker,
