@@ -14,7 +14,7 @@ from idp import store
 from idp.config import Settings, load_settings
 from idp.extensions import csrf, db, migrate
 from idp.logging import setup_logging
-from idp.web import errors, headers, requests
+from idp.web import errors, filters, forms, headers, requests
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, **overrides: object) -> Flask:
     headers.init_app(app, settings)
     setup_database(app, settings)
     store.init_app(app, settings.redis_url)
+    setup_services(app, settings)
     csrf.init_app(app)
     errors.init_app(app)
     register_blueprints(app)
@@ -41,12 +42,17 @@ def setup_config(app: Flask, settings: Settings) -> None:
     app.extensions["settings"] = settings
     app.config.update(
         SECRET_KEY=settings.secret_key.get_secret_value(),
+        # The signed Flask session carries only the CSRF token and the pending sign-in id.
+        SESSION_COOKIE_NAME="__Host-sa_flow",
+        SESSION_COOKIE_PATH="/",
         TESTING=settings.env == "test",
         PREFERRED_URL_SCHEME="https" if settings.uses_https else "http",
         WTF_CSRF_TIME_LIMIT=3600,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.uses_https,
+        # Browsers accept Secure cookies from http://localhost and 127.0.0.1 too.
+        SESSION_COOKIE_SECURE=True,
+        PERMANENT_SESSION_LIFETIME=settings.session_absolute_seconds,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
 
@@ -62,6 +68,19 @@ def setup_templates(app: Flask) -> None:
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
+    forms.init_app(app)
+    filters.init_app(app)
+
+
+def setup_services(app: Flask, settings: Settings) -> None:
+    """The service objects views and the worker use, each with its dependencies bound."""
+    from idp.services import jobs, mail, passwords, sso_sessions, throttle
+
+    passwords.init_app(app, settings)
+    throttle.init_app(app, settings)
+    sso_sessions.init_app(app, settings)
+    mail.init_app(app, settings)
+    jobs.init_app()
 
 
 def setup_database(app: Flask, settings: Settings) -> None:
@@ -96,12 +115,36 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Every public URL, and the access guard of each area, is visible here."""
+    from idp.account import views as account
+    from idp.auth import (  # noqa: F401 (these add routes to the auth blueprint)
+        invitation,
+        replace_password,
+        reset,
+        sign_in,
+        sign_out,
+    )
     from idp.web import health, pages
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
+    # Public journeys: anyone may reach them; each step guards itself (idp.auth.flow).
+    app.register_blueprint(sign_in.bp)
+    app.register_blueprint(invitation.bp)
+    app.register_blueprint(reset.bp)
+    # The signed-in person's own pages: every view is @login_required (idp.account.guards).
+    app.register_blueprint(account.bp)
     # Health probes are machine-to-machine and carry no forms.
     csrf.exempt(health.bp)
+    # OIDC discovery and JWKS: public, read-only JSON documents (GET only, no forms).
+    from idp.oidc import discovery as oidc_discovery
+
+    app.register_blueprint(oidc_discovery.bp)
+    csrf.exempt(oidc_discovery.bp)
+    # The emails the development outbox wrote: the URLs exist in development only.
+    if app.extensions["settings"].env == "development":
+        from idp.web import dev_outbox
+
+        app.register_blueprint(dev_outbox.bp)
 
 
 def register_cli(app: Flask) -> None:

@@ -10,10 +10,12 @@ committed data; one mechanism for every test keeps them honest.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -26,6 +28,7 @@ from idp.config import Settings
 from idp.extensions import db
 from idp.models import Base
 from idp.store import get_store
+from tests.mailbox import clear_outbox
 
 BACKEND = os.environ.get("IDP_TEST_BACKEND", "embedded")
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,11 +92,26 @@ def settings(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Settin
     return make_test_settings(tmp_path_factory.mktemp("instance"), worker_id)
 
 
+class IsolatedClient(FlaskClient):
+    """Runs each request in a fresh context, as a real server does.
+
+    Tests keep an app context pushed (for ``db.session``); Flask would reuse it for every
+    request, sharing ``g`` between requests, which production never does and which can hide
+    bugs. A fresh ``contextvars.Context`` per request (buffered, so teardown happens inside
+    it) gives every request its own app context, exactly like a server.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("buffered", True)
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app(settings: Settings) -> Iterator[Flask]:
     from flask_migrate import upgrade
 
     app = create_app(settings)
+    app.test_client_class = IsolatedClient
     with app.app_context():
         upgrade()  # the schema comes from the migrations, exactly as in production
     yield app
@@ -108,6 +126,7 @@ def clean_state(app: Flask) -> None:
             for table in reversed(Base.metadata.sorted_tables):
                 conn.execute(table.delete())
         get_store().flushdb()
+    clear_outbox(app.instance_path)
 
 
 @pytest.fixture(autouse=True)

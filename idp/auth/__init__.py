@@ -1,0 +1,1 @@
+"""Sign-in, sign-out, invitation, forgot-password and reset journeys (DESIGN.md §4)."""

@@ -1,0 +1,164 @@
+"""The sign-in state machine (CONVENTIONS.md 5; DESIGN.md §4).
+
+A pending sign-in records who is signing in, which steps are done, and where to go after.
+It lives in the store under a random id kept in this browser's signed Flask session, and it
+expires after 15 minutes, so it is bound to the browser that started it (D06: a second
+factor entered for user A can never finish user B's sign-in). Each step is a view guarded
+by :func:`auth_step`; arriving at a step out of order redirects to the step that is due.
+Other rooms add steps with :func:`register_step` (MFA, choose organisation, first-time set-up).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import abort, redirect, session, url_for
+from flask.typing import ResponseReturnValue
+
+from idp.models import User
+from idp.services import users
+from idp.store import get_store
+
+PENDING_TTL_SECONDS = 900
+_KEY = "signin:{}"
+_SESSION_FIELD = "signin"
+
+F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
+
+
+@dataclass
+class PendingSignIn:
+    id: str
+    sub: str | None = None
+    done: list[str] = field(default_factory=list)
+    amr: list[str] = field(default_factory=list)
+    return_to: str | None = None
+    client_id: str | None = None
+    started_at: float = field(default_factory=time.time)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def user(self) -> User | None:
+        return users.find_by_sub(self.sub) if self.sub else None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: its name, the view that performs it, and when it applies to a user."""
+
+    name: str
+    endpoint: str
+    applies: Callable[[PendingSignIn, User], bool]
+
+
+_steps: list[Step] = []
+
+
+def register_step(step: Step, *, before: str | None = None) -> None:
+    """Add a step after the password (or before another named step)."""
+    if any(s.name == step.name for s in _steps):
+        return
+    if before is not None:
+        index = next(i for i, s in enumerate(_steps) if s.name == before)
+        _steps.insert(index, step)
+    else:
+        _steps.append(step)
+
+
+def safe_return_to(target: str | None) -> str | None:
+    """Only paths on this site: never an absolute or scheme-relative URL (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    if any(c in target for c in "\r\n\t\\"):
+        return None
+    return target
+
+
+def start(*, return_to: str | None = None, client_id: str | None = None) -> PendingSignIn:
+    pending = PendingSignIn(
+        id=secrets.token_urlsafe(24), return_to=safe_return_to(return_to), client_id=client_id
+    )
+    save(pending)
+    return pending
+
+
+def save(pending: PendingSignIn) -> None:
+    get_store().set(_KEY.format(pending.id), json.dumps(asdict(pending)), ex=PENDING_TTL_SECONDS)
+    session[_SESSION_FIELD] = pending.id
+
+
+def load() -> PendingSignIn | None:
+    pending_id = session.get(_SESSION_FIELD)
+    if not isinstance(pending_id, str):
+        return None
+    raw = get_store().get(_KEY.format(pending_id))
+    if raw is None:
+        return None
+    return PendingSignIn(**json.loads(raw))
+
+
+def discard(pending: PendingSignIn | None = None) -> None:
+    pending_id = pending.id if pending else session.get(_SESSION_FIELD)
+    if isinstance(pending_id, str):
+        get_store().delete(_KEY.format(pending_id))
+    session.pop(_SESSION_FIELD, None)
+
+
+def next_step(pending: PendingSignIn, user: User | None = None) -> Step | None:
+    """The first step that applies and is not done; None when the sign-in is complete.
+
+    Pass ``user`` when the caller has already loaded it, to save a query.
+    """
+    user = user if user is not None and user.sub == pending.sub else pending.user()
+    if user is None:
+        return None
+    for step in _steps:
+        if step.name not in pending.done and step.applies(pending, user):
+            return step
+    return None
+
+
+def mark_done(pending: PendingSignIn, step: str, *, amr: list[str] | None = None) -> None:
+    if step not in pending.done:
+        pending.done.append(step)
+    for method in amr or []:
+        if method not in pending.amr:
+            pending.amr.append(method)
+    save(pending)
+
+
+def auth_step(name: str) -> Callable[[F], F]:
+    """Guard a step's view: it runs only when ``name`` is the step that is due now.
+
+    No pending sign-in (or a password not yet checked) sends the browser back to the start;
+    any other step out of order sends it to the step that is due (forced browsing, D06).
+    """
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            pending = load()
+            if pending is None or pending.sub is None:
+                return redirect(url_for("auth.sign_in"))
+            due = next_step(pending)
+            if due is None:
+                return redirect(url_for("auth.finish"))
+            if due.name != name:
+                return redirect(url_for(due.endpoint))
+            return view(pending, *args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def require_pending() -> PendingSignIn:
+    pending = load()
+    if pending is None or pending.sub is None:
+        abort(400)
+    return pending

@@ -1,0 +1,120 @@
+"""Sign in with an email address and password, then whatever steps policy adds, then finish.
+
+The error for a wrong password, an unknown email, a deactivated account or one that was never
+activated is deliberately the same (B05): the page, status and timing must not reveal which.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response
+
+from idp.auth import flow
+from idp.auth.forms import SignInForm
+from idp.auth.sso_cookie import current_cookie_value, current_sso_session, set_cookie
+from idp.models import User
+from idp.models.base import utcnow
+from idp.services import audit
+from idp.services.authentication import SignInFailed, SignInThrottled, authenticate
+from idp.services.sso_sessions import get_sso_sessions
+from idp.services.transaction import transaction
+
+bp = Blueprint("auth", __name__)
+
+# One message for every failure, on purpose (B05). Do not make it more helpful.
+VAGUE_FAILURE = "Enter a correct email address and password"
+THROTTLED = (
+    "You have tried to sign in too many times. Wait 15 minutes and try again, "
+    "or reset your password"
+)
+DEFAULT_LANDING = "account.overview"
+
+
+def landing(pending: flow.PendingSignIn | None = None) -> str:
+    if pending and pending.return_to:
+        return pending.return_to
+    return url_for(DEFAULT_LANDING)
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in() -> ResponseReturnValue:
+    form = SignInForm()
+    if request.method == "GET":
+        return_to = flow.safe_return_to(request.args.get("next"))
+        if current_sso_session() is not None and request.args.get("prompt") != "login":
+            return redirect(return_to or url_for(DEFAULT_LANDING))
+        pending = flow.load()
+        if pending is None or return_to:
+            flow.start(return_to=return_to)
+        return render_template("auth/sign_in.html", form=form, title="Sign in")
+
+    status = 200
+    if form.validate_on_submit():
+        pending = flow.load() or flow.start()
+        try:
+            result = authenticate(
+                form.email.data or "", form.password.data or "", ip=request.remote_addr
+            )
+        except SignInFailed:
+            form.email.errors = [VAGUE_FAILURE]
+            form.password.errors = [VAGUE_FAILURE]
+        except SignInThrottled:
+            form.email.errors = [THROTTLED]
+            status = 429
+        else:
+            # Whoever signed in before in this browser, this is a fresh sign-in (E01).
+            pending.sub = result.user.sub
+            pending.done = []
+            pending.amr = []
+            flow.mark_done(pending, "password", amr=["pwd"])
+            return continue_sign_in(pending, result.user)
+    if form.errors and status == 200:
+        status = 400
+    return render_template("auth/sign_in.html", form=form, title="Sign in"), status
+
+
+def continue_sign_in(pending: flow.PendingSignIn, user: User | None = None) -> ResponseReturnValue:
+    due = flow.next_step(pending, user)
+    if due is not None:
+        return redirect(url_for(due.endpoint), 303)
+    return redirect(url_for("auth.finish"), 303)
+
+
+@bp.get("/sign-in/finish")
+def finish() -> ResponseReturnValue:
+    """Every step is done: start a fresh SSO session (new cookie value, E01) and go on."""
+    pending = flow.load()
+    if pending is None or pending.sub is None:
+        return redirect(url_for("auth.sign_in"))
+    if flow.next_step(pending) is not None:
+        return continue_sign_in(pending)
+    user = pending.user()
+    if user is None:
+        flow.discard(pending)
+        return redirect(url_for("auth.sign_in"))
+    sessions = get_sso_sessions()
+    old_cookie = current_cookie_value()
+    if old_cookie:
+        sessions.end(old_cookie)  # never carry a previous session (or person) forward
+    cookie, sso = sessions.create(
+        user.sub,
+        amr=pending.amr,
+        ip=request.remote_addr,
+        user_agent=request.user_agent.string,
+    )
+    with transaction():
+        user.last_sign_in_at = utcnow()  # only a finished sign-in counts
+        audit.record(
+            "sign_in.succeeded",
+            actor=user.sub,
+            target=user.sub,
+            target_type="user",
+            amr=pending.amr,
+            sid=sso.sid,
+        )
+    flow.discard(pending)
+    g.sso_session = sso
+    response: Response = redirect(landing(pending), 303)
+    set_cookie(response, cookie)
+    return response

@@ -1,0 +1,15 @@
+"""Domain events other rooms react to, without the service layer importing them.
+
+The OIDC room subscribes to ``sessions_ended`` to send back-channel logout tokens; the
+services only announce that sessions ended. Receivers run inside the caller's unit of work,
+so anything they enqueue commits (or not) with the action.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_events = Namespace()
+
+#: sender: the user's sub; kwargs: ``sessions`` (list of SsoSession), ``reason`` (str).
+sessions_ended = _events.signal("sessions-ended")
