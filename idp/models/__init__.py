@@ -4,6 +4,7 @@ from idp.models.account_token import AccountToken, TokenPurpose
 from idp.models.audit import AuditEvent
 from idp.models.base import Base
 from idp.models.keys import KeyState, SigningKey
+from idp.models.mfa import RecoveryCode, TotpCredential, WebAuthnCredential
 from idp.models.organisation import (
     Membership,
     MembershipRole,
@@ -13,6 +14,7 @@ from idp.models.organisation import (
 )
 from idp.models.outbox import OutboxKind, OutboxMessage, OutboxStatus
 from idp.models.service import AccessGrant, Service, ServiceRole, ServiceSecret, ServiceStatus
+from idp.models.tokens import RefreshToken
 from idp.models.user import StaffRole, User, UserStatus
 
 __all__ = [
@@ -29,6 +31,8 @@ __all__ = [
     "OutboxKind",
     "OutboxMessage",
     "OutboxStatus",
+    "RecoveryCode",
+    "RefreshToken",
     "Service",
     "ServiceRole",
     "ServiceSecret",
@@ -36,6 +40,8 @@ __all__ = [
     "SigningKey",
     "StaffRole",
     "TokenPurpose",
+    "TotpCredential",
     "User",
     "UserStatus",
+    "WebAuthnCredential",
 ]
