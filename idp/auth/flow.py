@@ -87,6 +87,33 @@ def start(*, return_to: str | None = None, client_id: str | None = None) -> Pend
     return pending
 
 
+def start_step_up(
+    sub: str,
+    amr: list[str],
+    *,
+    return_to: str | None,
+    client_id: str | None = None,
+    require_mfa: bool = True,
+) -> PendingSignIn:
+    """Ask an already signed-in person for more (e.g. a second factor), keeping their session.
+
+    The password step counts as done and the session's methods carry over; steps that apply
+    (MFA when ``require_mfa``) run, then ``finish`` upgrades the existing SSO session in
+    place (same ``sid``, new cookie value) instead of starting a new one.
+    """
+    pending = PendingSignIn(
+        id=secrets.token_urlsafe(24),
+        sub=sub,
+        done=["password"],
+        amr=list(amr),
+        return_to=safe_return_to(return_to),
+        client_id=client_id,
+        data={"step_up": True, "require_mfa": require_mfa},
+    )
+    save(pending)
+    return pending
+
+
 def save(pending: PendingSignIn) -> None:
     get_store().set(_KEY.format(pending.id), json.dumps(asdict(pending)), ex=PENDING_TTL_SECONDS)
     session[_SESSION_FIELD] = pending.id

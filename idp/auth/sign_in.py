@@ -15,6 +15,7 @@ from idp.auth.forms import SignInForm
 from idp.auth.sso_cookie import current_cookie_value, current_sso_session, set_cookie
 from idp.models import User
 from idp.models.base import utcnow
+from idp.oidc.discovery import ACR_MFA, ACR_SINGLE_FACTOR
 from idp.services import audit
 from idp.services.authentication import SignInFailed, SignInThrottled, authenticate
 from idp.services.sso_sessions import get_sso_sessions
@@ -95,11 +96,31 @@ def finish() -> ResponseReturnValue:
         return redirect(url_for("auth.sign_in"))
     sessions = get_sso_sessions()
     old_cookie = current_cookie_value()
+    current = current_sso_session()
+    if pending.data.get("step_up") and old_cookie and current and current.sub == user.sub:
+        # Step-up: the same session gains the new methods (same sid, new cookie value).
+        acr = ACR_MFA if "mfa" in pending.amr else current.acr
+        cookie, sso = sessions.reauthenticate(old_cookie, amr=pending.amr, acr=acr)
+        with transaction():
+            audit.record(
+                "sign_in.stepped_up",
+                actor=user.sub,
+                target=user.sub,
+                target_type="user",
+                amr=pending.amr,
+                sid=sso.sid,
+            )
+        flow.discard(pending)
+        g.sso_session = sso
+        stepped: Response = redirect(landing(pending), 303)
+        set_cookie(stepped, cookie)
+        return stepped
     if old_cookie:
         sessions.end(old_cookie)  # never carry a previous session (or person) forward
     cookie, sso = sessions.create(
         user.sub,
         amr=pending.amr,
+        acr=ACR_MFA if "mfa" in pending.amr else ACR_SINGLE_FACTOR,
         ip=request.remote_addr,
         user_agent=request.user_agent.string,
     )
