@@ -41,6 +41,7 @@ RUN mkdir idp && touch idp/__init__.py \
 # migrations/ next to the idp package, and gunicorn and flask import from /app first.
 COPY idp ./idp
 COPY migrations ./migrations
+COPY config/gunicorn.conf.py ./config/gunicorn.conf.py
 COPY --from=assets /build/govuk ./idp/static/govuk
 RUN pip install --no-deps . \
  && rm -rf build ./*.egg-info \
@@ -55,5 +56,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, urllib.parse, urllib.request as r; host = urllib.parse.urlsplit(os.environ.get('IDP_PUBLIC_BASE_URL', 'http://127.0.0.1')).netloc; r.urlopen(r.Request('http://127.0.0.1:8000/healthz', headers={'Host': host}), timeout=2)"]
 
-CMD ["gunicorn", "--workers", "4", "--worker-class", "sync", "--keep-alive", "5", \
-     "--bind", "0.0.0.0:8000", "idp:create_app()"]
+CMD ["gunicorn", "--config", "config/gunicorn.conf.py", "idp:create_app()"]

@@ -44,8 +44,9 @@ $(ASSETS): node_modules/.package-lock.json
 assets: $(ASSETS) ## Install GOV.UK Frontend assets into idp/static/govuk
 
 .PHONY: db
-db: install ## Apply migrations to the configured database (SQLite by default)
+db: install ## Apply migrations and create signing keys (SQLite by default)
 	$(FLASK) db upgrade
+	$(FLASK) ensure-keys
 
 .PHONY: seed
 seed: db ## Load the demo organisations, users and services (safe to repeat)

@@ -97,7 +97,17 @@ SERVICES = (
 )
 
 # (email, given, family, status, staff role, [(org key, role, {service: [roles]})])
-PEOPLE = (
+PEOPLE: tuple[
+    tuple[
+        str,
+        str,
+        str,
+        UserStatus,
+        StaffRole | None,
+        list[tuple[str, MembershipRole, dict[str, list[str]]]],
+    ],
+    ...,
+] = (
     (
         "sam.patel@hilltop-primary.example",
         "Sam",

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import scoped_session
 
 from idp.extensions import db
 
 
 @contextmanager
-def transaction() -> Iterator[Session]:
-    session: Session = db.session
+def transaction() -> Iterator[scoped_session[Any]]:
+    session: scoped_session[Any] = db.session
     try:
         yield session
         session.commit()
