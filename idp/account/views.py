@@ -27,7 +27,7 @@ from idp.auth.sso_cookie import (
 )
 from idp.extensions import db
 from idp.models import AuditEvent, User
-from idp.services import account_tokens, audit, email_change, events, users
+from idp.services import account_tokens, audit, email_change, users
 from idp.services.account_passwords import (
     CurrentPasswordWrong,
     change_password,
@@ -35,6 +35,7 @@ from idp.services.account_passwords import (
 )
 from idp.services.authentication import SignInThrottled, verify_for_signed_in_user
 from idp.services.passwords import PasswordRejected
+from idp.services.session_endings import record_sessions_ended
 from idp.services.sso_sessions import SsoSession, get_sso_sessions
 from idp.services.transaction import transaction
 from idp.web.forms import render_form
@@ -161,15 +162,14 @@ def end_session() -> ResponseReturnValue:
         ended: list[SsoSession] = [one] if one else []
         if ended:
             with transaction():
-                audit.record(
-                    "sessions.ended",
+                record_sessions_ended(
+                    user.sub,
+                    ended,
                     actor=user.sub,
-                    target=user.sub,
-                    target_type="user",
+                    event="sessions.ended",
                     how="one device",
-                    count=len(ended),
+                    reason="user_ended",
                 )
-                events.sessions_ended.send(user.sub, sessions=ended, reason="user_ended")
             flash("You have been signed out on that device.")
     return redirect(url_for("account.sessions"), 303)
 
@@ -183,15 +183,14 @@ def sign_out_everywhere() -> ResponseReturnValue:
     user = current_user()
     ended = get_sso_sessions().end_all_for_user(user.sub)
     with transaction():
-        audit.record(
-            "sessions.ended",
+        record_sessions_ended(
+            user.sub,
+            ended,
             actor=user.sub,
-            target=user.sub,
-            target_type="user",
+            event="sessions.ended",
             how="everywhere",
-            count=len(ended),
+            reason="user_ended_all",
         )
-        events.sessions_ended.send(user.sub, sessions=ended, reason="user_ended_all")
     flow.discard()
     response: Response = redirect(url_for("auth.sign_in"), 303)
     clear_cookie(response)

@@ -101,38 +101,22 @@ def finish() -> ResponseReturnValue:
         # Step-up: the same session gains the new methods (same sid, new cookie value).
         acr = ACR_MFA if "mfa" in pending.amr else current.acr
         cookie, sso = sessions.reauthenticate(old_cookie, amr=pending.amr, acr=acr)
-        with transaction():
-            audit.record(
-                "sign_in.stepped_up",
-                actor=user.sub,
-                target=user.sub,
-                target_type="user",
-                amr=pending.amr,
-                sid=sso.sid,
-            )
-        flow.discard(pending)
-        g.sso_session = sso
-        stepped: Response = redirect(landing(pending), 303)
-        set_cookie(stepped, cookie)
-        return stepped
-    if old_cookie:
-        sessions.end(old_cookie)  # never carry a previous session (or person) forward
-    cookie, sso = sessions.create(
-        user.sub,
-        amr=pending.amr,
-        acr=ACR_MFA if "mfa" in pending.amr else ACR_SINGLE_FACTOR,
-        ip=request.remote_addr,
-        user_agent=request.user_agent.string,
-    )
+        event = "sign_in.stepped_up"
+    else:
+        if old_cookie:
+            sessions.end(old_cookie)  # never carry a previous session (or person) forward
+        cookie, sso = sessions.create(
+            user.sub,
+            amr=pending.amr,
+            acr=ACR_MFA if "mfa" in pending.amr else ACR_SINGLE_FACTOR,
+            ip=request.remote_addr,
+            user_agent=request.user_agent.string,
+        )
+        event = "sign_in.succeeded"
     with transaction():
         user.last_sign_in_at = utcnow()  # only a finished sign-in counts
         audit.record(
-            "sign_in.succeeded",
-            actor=user.sub,
-            target=user.sub,
-            target_type="user",
-            amr=pending.amr,
-            sid=sso.sid,
+            event, actor=user.sub, target=user.sub, target_type="user", amr=pending.amr, sid=sso.sid
         )
     flow.discard(pending)
     g.sso_session = sso

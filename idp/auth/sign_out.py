@@ -13,7 +13,7 @@ from idp.auth import flow
 from idp.auth.forms import SignOutForm
 from idp.auth.sign_in import bp
 from idp.auth.sso_cookie import clear_cookie, current_cookie_value, current_sso_session
-from idp.services import audit, events
+from idp.services.session_endings import record_sessions_ended
 from idp.services.sso_sessions import get_sso_sessions
 from idp.services.transaction import transaction
 
@@ -38,8 +38,14 @@ def sign_out() -> ResponseReturnValue:
     if sso is not None and cookie:
         get_sso_sessions().end(cookie)
         with transaction():
-            audit.record("sign_out", actor=sso.sub, target=sso.sub, target_type="user", sid=sso.sid)
-            events.sessions_ended.send(sso.sub, sessions=[sso], reason="sign_out")
+            record_sessions_ended(
+                sso.sub,
+                [sso],
+                actor=sso.sub,
+                event="sign_out",
+                how="this browser",
+                reason="sign_out",
+            )
     flow.discard()
     response = make_response(render_template("auth/signed_out.html", title="You have signed out"))
     clear_cookie(response)
