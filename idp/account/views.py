@@ -51,6 +51,13 @@ ACTIVITY_EVENTS = (
     "email.changed",
     "sign_out",
     "sessions.ended",
+    "mfa.failed",
+    "mfa.totp.added",
+    "mfa.totp.removed",
+    "mfa.webauthn.added",
+    "mfa.webauthn.removed",
+    "mfa.recovery_code.used",
+    "mfa.recovery_codes.issued",
 )
 
 

@@ -15,6 +15,13 @@ EVENT_DESCRIPTIONS = {
     "email.changed": "Your email address was changed",
     "sign_out": "You signed out",
     "sessions.ended": "You signed out on other devices",
+    "mfa.failed": "Someone entered a wrong security code or used the wrong key",
+    "mfa.totp.added": "You set up an authenticator app",
+    "mfa.totp.removed": "An authenticator app was removed from your account",
+    "mfa.webauthn.added": "You added a security key or passkey",
+    "mfa.webauthn.removed": "A security key or passkey was removed from your account",
+    "mfa.recovery_code.used": "A recovery code was used to sign in",
+    "mfa.recovery_codes.issued": "You got a new set of recovery codes",
 }
 
 

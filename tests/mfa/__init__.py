@@ -1,0 +1,1 @@
+"""Multi-factor authentication: section D of the security requirements, policy, pages."""
