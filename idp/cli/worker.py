@@ -21,6 +21,8 @@ import click
 from flask.cli import with_appcontext
 
 from idp.extensions import db
+from idp.oidc.backchannel import end_expired_sessions
+from idp.oidc.keys import ensure_keys
 from idp.services.outbox import DeliveryReport, deliver_due
 
 log = logging.getLogger("idp.worker")
@@ -65,7 +67,7 @@ def run(
     after the previous one (up to :data:`MAX_OUTAGE_PAUSE_SECONDS`) so a dead database is not
     hammered, and goes back to ``interval`` as soon as a batch succeeds.
     """
-    deliver = deliver or (lambda: deliver_due(limit=BATCH_SIZE))
+    deliver = deliver or _batch
     summary = RunSummary()
     failures_in_a_row = 0
     while not stop.is_set():
@@ -102,6 +104,12 @@ def run(
             break
         stop.wait(pause)
     return summary
+
+
+def _batch() -> DeliveryReport:
+    """One pass: announce sessions that expired since the last (I04), then send what is due."""
+    end_expired_sessions()
+    return deliver_due(limit=BATCH_SIZE)
 
 
 def _reset_session() -> None:
@@ -146,6 +154,12 @@ def worker(once: bool, interval: float) -> None:
         if summary.failed_batches:
             raise click.ClickException("the outbox could not be read; see the log")
         return
+    try:
+        # Signing keys exist before the first logout token needs one; on SQLite a worker that
+        # created them mid-batch would wait on its own write lock.
+        ensure_keys()
+    except Exception:  # a database outage must not stop the worker starting; run() retries
+        log.warning("worker: could not check the signing keys yet", exc_info=True)
     log.info("worker: started; checking the outbox every %.1fs", interval)
     with _stop_on_signals(stop):
         run(stop, interval=interval)

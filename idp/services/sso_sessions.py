@@ -52,6 +52,12 @@ Clock = Callable[[], float]
 
 SESSION_PREFIX = "sso:s:"
 USER_INDEX_PREFIX = "sso:u:"
+#: Every session's digest, scored by when it expires if nothing more happens (I04: the worker
+#: finds the sessions that expired silently and sends their back-channel logout).
+EXPIRY_INDEX = "sso:expiry"
+#: An expired record is kept this long past its expiry so the worker can announce it. It is
+#: dead to every read (the scripts compare times); only the worker's sweep deletes it.
+EXPIRED_GRACE_SECONDS = 6 * 3600
 RECORD_VERSION = "1"
 SEPARATOR = "\x1f"
 USER_AGENT_MAX = 200
@@ -156,6 +162,7 @@ def _decode(raw: bytes | str | None) -> SsoSession | None:
 # 7 created_at, 8 last_seen, 9 services. Times are whole seconds from the injected clock.
 
 _LUA_COMMON = """
+local GRACE = @GRACE@
 local function split(s)
   local t, i = {}, 1
   while true do
@@ -168,13 +175,17 @@ end
 local function expired(f, now, idle, absolute)
   return now - tonumber(f[8]) >= idle or now - tonumber(f[4]) >= absolute
 end
-local function ttl(f, now, idle, absolute)
-  return tostring(math.min(idle - (now - tonumber(f[8])), tonumber(f[4]) + absolute - now))
+local function expires_at(f, idle, absolute)
+  return math.min(tonumber(f[8]) + idle, tonumber(f[4]) + absolute)
 end
-"""
+local function ttl(f, now, idle, absolute)
+  return tostring(expires_at(f, idle, absolute) - now + GRACE)
+end
+""".replace("@GRACE@", str(EXPIRED_GRACE_SECONDS))
 
-# KEYS: session. ARGV: now, idle, absolute, touch_every.
-# Returns nil (no session), {0, record} (expired: deleted here) or {1, record} (live).
+# KEYS: session, expiry index. ARGV: now, idle, absolute, touch_every, digest.
+# Returns nil (no session), {0, record} (expired: left for the worker's sweep, I04) or
+# {1, record} (live).
 _GET = (
     _LUA_COMMON
     + """
@@ -182,14 +193,12 @@ local raw = redis.call("GET", KEYS[1])
 if not raw then return nil end
 local now, idle, absolute = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local f = split(raw)
-if expired(f, now, idle, absolute) then
-  redis.call("DEL", KEYS[1])
-  return {0, raw}
-end
+if expired(f, now, idle, absolute) then return {0, raw} end
 if now - tonumber(f[8]) >= tonumber(ARGV[4]) then
   f[8] = ARGV[1]
   raw = table.concat(f, "\\31")
   redis.call("SET", KEYS[1], raw, "EX", ttl(f, now, idle, absolute))
+  redis.call("ZADD", KEYS[2], expires_at(f, idle, absolute), ARGV[5])
 end
 return {1, raw}
 """
@@ -203,10 +212,7 @@ local raw = redis.call("GET", KEYS[1])
 if not raw then return nil end
 local now, idle, absolute = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local f = split(raw)
-if expired(f, now, idle, absolute) then
-  redis.call("DEL", KEYS[1])
-  return nil
-end
+if expired(f, now, idle, absolute) then return nil end
 for item in string.gmatch(f[9], "%S+") do
   if item == ARGV[4] then return raw end
 end
@@ -218,8 +224,9 @@ return raw
 )
 
 # Move a session to a new cookie value (E01), optionally recording a reauthentication.
-# KEYS: old session, new session, user index. ARGV: now, idle, absolute, sub, old digest,
-# new digest, reauth ("1"/"0"), amr, acr. Returns the new record, or nil.
+# KEYS: old session, new session, user index, expiry index. ARGV: now, idle, absolute, sub,
+# old digest, new digest, reauth ("1"/"0"), amr, acr. Returns the new record, or nil. An
+# expired session is not moved and not deleted: the worker's sweep announces it (I04).
 _MOVE = (
     _LUA_COMMON
     + """
@@ -228,9 +235,10 @@ if not raw then return nil end
 local now, idle, absolute = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local f = split(raw)
 if f[3] ~= ARGV[4] then return nil end
+if expired(f, now, idle, absolute) then return nil end
 redis.call("DEL", KEYS[1])
 redis.call("HDEL", KEYS[3], ARGV[5])
-if expired(f, now, idle, absolute) then return nil end
+redis.call("ZREM", KEYS[4], ARGV[5])
 if ARGV[7] == "1" then
   f[4] = ARGV[1]
   f[5] = ARGV[8]
@@ -239,36 +247,97 @@ end
 f[8] = ARGV[1]
 raw = table.concat(f, "\\31")
 redis.call("SET", KEYS[2], raw, "EX", ttl(f, now, idle, absolute))
+redis.call("ZADD", KEYS[4], expires_at(f, idle, absolute), ARGV[6])
 redis.call("HSET", KEYS[3], ARGV[6], f[2])
 redis.call("EXPIRE", KEYS[3], ARGV[3])
 return raw
 """
 )
 
-# KEYS: session, user index. ARGV: sub, digest. Delete only if the session is that user's.
+# Sign out one browser. KEYS: session, expiry index. ARGV: now, idle, absolute, digest.
+# Returns nil (none, or expired: left for the sweep) or the record it deleted.
+_END = (
+    _LUA_COMMON
+    + """
+local raw = redis.call("GET", KEYS[1])
+if not raw then
+  redis.call("ZREM", KEYS[2], ARGV[4])
+  return nil
+end
+local f = split(raw)
+if expired(f, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])) then return nil end
+redis.call("DEL", KEYS[1])
+redis.call("ZREM", KEYS[2], ARGV[4])
+return raw
+"""
+)
+
+# KEYS: session, user index, expiry index. ARGV: sub, digest, now, idle, absolute. Delete
+# only if the session is that user's and live (an expired one is left for the sweep).
 _END_OWN = (
     _LUA_COMMON
     + """
 local raw = redis.call("GET", KEYS[1])
 redis.call("HDEL", KEYS[2], ARGV[2])
 if not raw then return nil end
-if split(raw)[3] ~= ARGV[1] then return nil end
+local f = split(raw)
+if f[3] ~= ARGV[1] then return nil end
+if expired(f, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])) then return nil end
 redis.call("DEL", KEYS[1])
+redis.call("ZREM", KEYS[3], ARGV[2])
 return raw
 """
 )
 
-# KEYS: user index. ARGV: session key prefix. Ends every session in the index, atomically, so
-# a concurrent rotate cannot slip a session past it. Returns the records that existed.
-_END_ALL = """
+# KEYS: user index, expiry index. ARGV: session key prefix, now, idle, absolute. Ends every
+# live session in the index, atomically, so a concurrent rotate cannot slip a session past
+# it. Expired ones are left for the sweep. Returns the live records it deleted.
+_END_ALL = (
+    _LUA_COMMON
+    + """
+local now, idle, absolute = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
 for _, digest in ipairs(redis.call("HKEYS", KEYS[1])) do
-  local raw = redis.call("GETDEL", ARGV[1] .. digest)
-  if raw then out[#out + 1] = raw end
+  local raw = redis.call("GET", ARGV[1] .. digest)
+  if raw and not expired(split(raw), now, idle, absolute) then
+    redis.call("DEL", ARGV[1] .. digest)
+    redis.call("ZREM", KEYS[2], digest)
+    out[#out + 1] = raw
+  elseif not raw then
+    redis.call("ZREM", KEYS[2], digest)
+  end
 end
 redis.call("DEL", KEYS[1])
 return out
 """
+)
+
+# The worker's sweep, second phase. KEYS: expiry index. ARGV: session key prefix, user index
+# prefix, now, idle, absolute, digest... Deletes each session that is still expired (and its
+# index entries); drops index entries of sessions already gone. Returns how many it deleted.
+_FORGET_EXPIRED = (
+    _LUA_COMMON
+    + """
+local now, idle, absolute = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local deleted = 0
+for i = 6, #ARGV do
+  local digest = ARGV[i]
+  local raw = redis.call("GET", ARGV[1] .. digest)
+  if not raw then
+    redis.call("ZREM", KEYS[1], digest)
+  else
+    local f = split(raw)
+    if expired(f, now, idle, absolute) then
+      redis.call("DEL", ARGV[1] .. digest)
+      redis.call("HDEL", ARGV[2] .. f[3], digest)
+      redis.call("ZREM", KEYS[1], digest)
+      deleted = deleted + 1
+    end
+  end
+end
+return deleted
+"""
+)
 
 
 class SsoSessions:
@@ -301,6 +370,8 @@ class SsoSessions:
         self._move = store.register_script(_MOVE)
         self._end_own = store.register_script(_END_OWN)
         self._end_all = store.register_script(_END_ALL)
+        self._end = store.register_script(_END)
+        self._forget_expired = store.register_script(_FORGET_EXPIRED)
 
     # -- keys ----------------------------------------------------------------------------
 
@@ -354,7 +425,9 @@ class SsoSessions:
         with self.store.pipeline(transaction=True) as pipe:
             pipe.hset(index, digest, session.sid)
             pipe.expire(index, self.absolute)
-            pipe.set(self._key(digest), _encode(session), ex=min(self.idle, self.absolute))
+            lifetime = min(self.idle, self.absolute)
+            pipe.set(self._key(digest), _encode(session), ex=lifetime + EXPIRED_GRACE_SECONDS)
+            pipe.zadd(EXPIRY_INDEX, {digest: now + lifetime})
             pipe.hlen(index)
             indexed = pipe.execute()[-1]
         if indexed > INDEX_PRUNE_AT:
@@ -366,9 +439,10 @@ class SsoSessions:
         if not cookie_value or len(cookie_value) > COOKIE_VALUE_MAX:
             return None
         now = self._now()
+        digest = _digest(cookie_value)
         result = self._get(
-            keys=[self._key(_digest(cookie_value))],
-            args=[now, self.idle, self.absolute, self.touch_every],
+            keys=[self._key(digest), EXPIRY_INDEX],
+            args=[now, self.idle, self.absolute, self.touch_every, digest],
         )
         if result is None:
             return None
@@ -376,7 +450,7 @@ class SsoSessions:
         session = _decode(raw)
         if not live:
             if session is not None:
-                self.store.hdel(self._index(session.sub), _digest(cookie_value))
+                self.store.hdel(self._index(session.sub), digest)
             return None
         return session
 
@@ -400,11 +474,8 @@ class SsoSessions:
             else:
                 found.append((digest, session))
         if stale:
-            with self.store.pipeline(transaction=False) as pipe:
-                pipe.hdel(index, *stale)
-                # Expired by our clock but not yet by Redis's: remove them now.
-                pipe.delete(*(self._key(d) for d in stale))
-                pipe.execute()
+            # Expired records stay until the worker's sweep has announced them (I04).
+            self.store.hdel(index, *stale)
         found.sort(key=lambda pair: pair[1].last_seen, reverse=True)
         return found
 
@@ -451,7 +522,12 @@ class SsoSessions:
         new_digest = _digest(new_value)
         amr, acr = reauth if reauth is not None else ([], None)
         raw = self._move(
-            keys=[self._key(old_digest), self._key(new_digest), self._index(current.sub)],
+            keys=[
+                self._key(old_digest),
+                self._key(new_digest),
+                self._index(current.sub),
+                EXPIRY_INDEX,
+            ],
             args=[
                 self._now(),
                 self.idle,
@@ -481,11 +557,16 @@ class SsoSessions:
         if not cookie_value or len(cookie_value) > COOKIE_VALUE_MAX:
             return None
         digest = _digest(cookie_value)
-        session = _decode(self.store.getdel(self._key(digest)))
+        session = _decode(
+            self._end(
+                keys=[self._key(digest), EXPIRY_INDEX],
+                args=[self._now(), self.idle, self.absolute, digest],
+            )
+        )
         if session is None:
             return None
         self.store.hdel(self._index(session.sub), digest)
-        return self._live(session, self._now())
+        return session
 
     def end_by_sid(self, sub: str, sid: str) -> SsoSession | None:
         """End one of ``sub``'s own sessions by its public ``sid`` ("sign out of this device").
@@ -495,7 +576,10 @@ class SsoSessions:
         """
         for digest, session in self._sessions_of(sub):
             if session.sid == sid:
-                raw = self._end_own(keys=[self._key(digest), self._index(sub)], args=[sub, digest])
+                raw = self._end_own(
+                    keys=[self._key(digest), self._index(sub), EXPIRY_INDEX],
+                    args=[sub, digest, self._now(), self.idle, self.absolute],
+                )
                 return _decode(raw)
         return None
 
@@ -505,9 +589,64 @@ class SsoSessions:
         Returns the sessions that were live, for back-channel logout.
         """
         now = self._now()
-        raws: list[Any] = self._end_all(keys=[self._index(sub)], args=[SESSION_PREFIX])
+        raws: list[Any] = self._end_all(
+            keys=[self._index(sub), EXPIRY_INDEX],
+            args=[SESSION_PREFIX, now, self.idle, self.absolute],
+        )
         ended = [self._live(_decode(raw), now) for raw in raws]
         return [s for s in ended if s is not None and s.sub == sub]
+
+    # -- expiry (the worker's sweep, I04) -----------------------------------------------------
+
+    def expired_sessions(self, *, limit: int = 200) -> list[tuple[str, SsoSession]]:
+        """Up to ``limit`` sessions that expired and that no one has ended, oldest first.
+
+        Each comes with its digest, the handle :meth:`forget_expired` takes. Changes nothing
+        but the expiry index: entries of sessions already gone are dropped, and a session used
+        since its entry was written is re-scored.
+        """
+        now = self._now()
+        raw_digests = self.store.zrangebyscore(EXPIRY_INDEX, "-inf", now, start=0, num=limit)
+        digests = [d.decode() if isinstance(d, bytes) else str(d) for d in raw_digests]
+        if not digests:
+            return []
+        raws = self.store.mget([self._key(d) for d in digests])
+        found: list[tuple[str, SsoSession]] = []
+        gone: list[str] = []
+        rescore: dict[str, int] = {}
+        for digest, raw in zip(digests, raws, strict=True):
+            session = _decode(raw)
+            if session is None:
+                gone.append(digest)
+            elif session.is_expired(now, self.idle, self.absolute):
+                found.append((digest, session))
+            else:
+                rescore[digest] = session.expires_at(self.idle, self.absolute)
+        if gone or rescore:
+            with self.store.pipeline(transaction=False) as pipe:
+                if gone:
+                    pipe.zrem(EXPIRY_INDEX, *gone)
+                if rescore:
+                    pipe.zadd(EXPIRY_INDEX, rescore, xx=True)
+                pipe.execute()
+        return found
+
+    def forget_expired(self, handles: Sequence[str]) -> int:
+        """Delete the sessions :meth:`expired_sessions` gave, once they have been announced."""
+        if not handles:
+            return 0
+        deleted: int = self._forget_expired(
+            keys=[EXPIRY_INDEX],
+            args=[
+                SESSION_PREFIX,
+                USER_INDEX_PREFIX,
+                self._now(),
+                self.idle,
+                self.absolute,
+                *handles,
+            ],
+        )
+        return int(deleted)
 
 
 # -- application wiring --------------------------------------------------------------------

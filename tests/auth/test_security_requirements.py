@@ -398,7 +398,14 @@ def post_routes(app) -> list[str]:
         rule.rule
         for rule in app.url_map.iter_rules()
         if "POST" in (rule.methods or ())
-        and not rule.rule.startswith(("/static", "/token", "/revoke", "/introspect"))
+        # The OIDC protocol endpoints are called by other sites and machines (idp.oidc.endpoints).
+        and not rule.rule.startswith(
+            ("/static", "/token", "/revoke", "/introspect", "/authorize", "/userinfo")
+        )
+        # RP-Initiated Logout: relying services POST here without our token (RPIL §2); it
+        # changes nothing without a valid id_token_hint, and its confirmation form posts to
+        # /logout/confirm, which is checked here like every other form (I03, E07).
+        and rule.rule != "/logout"
     )
 
 
