@@ -1,0 +1,426 @@
+"""The tokens we issue: JWT access tokens, ID tokens and rotating refresh tokens.
+
+Access tokens (RFC 9068; security-requirements G07, L02):
+  A JWS signed with :data:`ACCESS_TOKEN_ALG` (ES256) by the key ring, header
+  ``typ: at+jwt`` (RFC 9068 §2.1) so that no ID token or logout token can pass for one. Claims
+  (RFC 9068 §2.2): ``iss``, ``sub`` (the user, or the client for client credentials),
+  ``aud`` = the client_id, ``client_id``, ``exp`` (the service's ``access_token_lifetime``,
+  600 s by default, never over 900), ``iat``, ``jti``, ``scope``, and for a user ``auth_time``,
+  ``acr``, ``amr`` (RFC 9068 §2.2.1). :func:`verify_access_token` checks one with our keys
+  and an explicit one-algorithm allow-list (never ``none``, never HS*, never a key from the
+  header), then ``typ``, ``iss``, ``exp`` and the revocation list. A token over
+  :data:`MAX_TOKEN_LENGTH` is refused before any JOSE parsing (CVE-2025-61920).
+
+The revocation list (G02, RFC 7009 §2.2): a Redis key per revoked ``jti`` that lives until the
+token would have expired anyway (plus a minute of leeway).
+
+ID tokens (OpenID Connect Core 1.0 §2, §3.1.3.6, §3.1.3.7, §12.2; H01-H03):
+  ``iss``, ``sub``, ``aud`` (the client_id), ``exp`` (the service's ``id_token_lifetime``),
+  ``iat``, ``auth_time`` (always: it is the time of the last real authentication, so
+  ``max_age`` requests are always answered), ``nonce`` when the request sent one, ``acr``,
+  ``amr``, ``sid`` (the SSO session's public id: Back-Channel Logout 1.0 §2.1 and the logout
+  token name the same value), ``at_hash`` (the left half of the hash of the access token with
+  the hash function of the signing algorithm: SHA-256 for RS256/ES256, SHA-512 for Ed25519),
+  plus the claims of the granted scopes (:mod:`idp.oidc.claims`). The header carries ``kid``.
+  The signing algorithm is the service's ``id_token_signed_response_alg`` (RS256 unless it
+  registered ES256 or EdDSA). There is never more than one audience, so never ``azp``.
+
+Refresh tokens (RFC 6749 §6, §10.4; RFC 9700 §4.14.2; G05, C06, I04 Also):
+  256 random bits, opaque; only their SHA-256 is stored (``refresh_tokens``). Every use
+  rotates: the presented token is marked used and a new one of the same *family* is issued.
+  A family shares one absolute expiry (``family_expires_at``: the service's
+  ``refresh_token_lifetime``, at most 24 h), which rotation never extends. Presenting a used
+  token is reuse: the whole family is revoked (``token.refresh_reuse_detected``). A family
+  counts as revoked as soon as any of its tokens is, which closes the race where a rotation
+  commits while the family is being revoked.
+
+  When we issue one (decision, G05 "or by policy"): only to a service registered for the
+  ``refresh_token`` grant. With the ``offline_access`` scope granted, the token is an offline
+  one: it survives the end of the SSO session (Back-Channel Logout 1.0 §2.7: offline tokens
+  "normally SHOULD NOT be revoked"). Without it, the token is bound to the SSO session: its
+  family never outlives the session's absolute lifetime and :func:`revoke_for_session`
+  revokes it when the session is logged out (BCL §2.7: "SHOULD be revoked").
+
+  Every refresh token of a user is revoked by :func:`revoke_all_for_user` on a password change
+  or reset, on "sign out everywhere" and on deactivation (C06, E06): this module listens to
+  :data:`idp.services.events.sessions_ended` for those reasons.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from authlib.oidc.core.util import create_half_hash
+from flask import Flask, current_app
+from joserfc.errors import JoseError
+from sqlalchemy import exists, select, update
+from sqlalchemy.engine import CursorResult
+
+from idp.config import Settings
+from idp.extensions import db
+from idp.models import Organisation, RefreshToken, Service, User
+from idp.models.base import utcnow
+from idp.oidc.claims import user_claims
+from idp.oidc.discovery import get_issuer
+from idp.oidc.keys import get_keyring
+from idp.services import events, users
+from idp.services.crypto import token_hash
+from idp.store import get_store
+
+ACCESS_TOKEN_ALG: Final = "ES256"  # noqa: S105 (an algorithm name)
+ACCESS_TOKEN_TYP: Final = "at+jwt"  # noqa: S105 (a media type)
+#: RFC 9068 §4: resource servers accept ``at+jwt`` or its long form.
+ACCESS_TOKEN_TYPS: Final = frozenset({"at+jwt", "application/at+jwt"})
+#: Longer than any token we issue (ours are well under 2 KB): refused before JOSE parsing.
+MAX_TOKEN_LENGTH: Final = 8192
+#: Refresh tokens we issue are 43 characters.
+MAX_REFRESH_TOKEN_LENGTH: Final = 128
+#: Revocation-list entries outlive the token by this much (clock skew between instances).
+REVOCATION_LEEWAY_SECONDS: Final = 60
+#: ``sessions_ended`` reasons after which every refresh token of the user is revoked (C06, E06).
+REVOKE_ALL_REASONS: Final = frozenset(
+    {
+        "password_changed",
+        "password_reset",
+        "user_ended_all",
+        "helpdesk_ended_all",
+        "deactivated",
+        "user_deactivated",
+    }
+)
+
+_REVOKED_KEY: Final = "oidc:at-revoked:{}"
+
+
+class InvalidAccessToken(Exception):
+    """The bearer token is not a live access token of ours. ``reason`` is safe to show."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """How and when the user authenticated: carried from the code into every derived token."""
+
+    sid: str | None
+    auth_time: int | None
+    amr: tuple[str, ...] = ()
+    acr: str | None = None
+    #: The chosen organisation's public id (None: the claims apply their default rule).
+    organisation_id: str | None = None
+
+
+@dataclass
+class IssuedAccessToken:
+    token: str
+    jti: str
+    expires_at: int
+    expires_in: int
+
+
+@dataclass
+class IssuedRefreshToken:
+    token: str
+    row: RefreshToken
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["settings"]
+    return settings
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+# -- access tokens --------------------------------------------------------------------------
+
+
+def mint_access_token(
+    service: Service,
+    *,
+    sub: str,
+    scope: str,
+    authn: Authentication | None,
+    now: int | None = None,
+) -> IssuedAccessToken:
+    """Sign an RFC 9068 access token for ``service`` (the audience)."""
+    issued_at = now if now is not None else _now()
+    lifetime = int(service.access_token_lifetime)
+    jti = secrets.token_urlsafe(16)
+    claims: dict[str, Any] = {
+        "iss": get_issuer(),
+        "sub": sub,
+        "aud": service.client_id,
+        "client_id": service.client_id,
+        "iat": issued_at,
+        "exp": issued_at + lifetime,
+        "jti": jti,
+        "scope": scope,
+    }
+    if authn is not None:
+        if authn.auth_time is not None:
+            claims["auth_time"] = authn.auth_time
+        if authn.acr:
+            claims["acr"] = authn.acr
+        if authn.amr:
+            claims["amr"] = list(authn.amr)
+        if authn.organisation_id:
+            claims["organisation_id"] = authn.organisation_id
+    token = get_keyring().sign(claims, alg=ACCESS_TOKEN_ALG, typ=ACCESS_TOKEN_TYP)
+    return IssuedAccessToken(token, jti, issued_at + lifetime, lifetime)
+
+
+def verify_access_token(
+    token: str,
+    *,
+    allow_expired: bool = False,
+    check_revoked: bool = True,
+    now: int | None = None,
+) -> dict[str, Any]:
+    """The claims of a live access token we issued, or :class:`InvalidAccessToken` (L02)."""
+    if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        raise InvalidAccessToken("The access token is malformed.")
+    try:
+        decoded = get_keyring().decode_own_token(token, algorithms=[ACCESS_TOKEN_ALG])
+    except (JoseError, ValueError, TypeError, KeyError, IndexError) as error:
+        raise InvalidAccessToken("The access token is not valid.") from error
+    if decoded.header.get("typ") not in ACCESS_TOKEN_TYPS:
+        raise InvalidAccessToken("The token is not an access token.")
+    claims: dict[str, Any] = dict(decoded.claims)
+    if claims.get("iss") != get_issuer():
+        raise InvalidAccessToken("The access token was not issued here.")
+    for name in ("sub", "jti", "client_id", "scope"):
+        if not isinstance(claims.get(name), str):
+            raise InvalidAccessToken("The access token is not valid.")
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int) or not isinstance(iat, int) or isinstance(exp, bool):
+        raise InvalidAccessToken("The access token is not valid.")
+    if not allow_expired and exp <= (now if now is not None else _now()):
+        raise InvalidAccessToken("The access token has expired.")
+    if check_revoked and is_access_token_revoked(claims["jti"]):
+        raise InvalidAccessToken("The access token has been revoked.")
+    return claims
+
+
+def revoke_access_token(jti: str, expires_at: int, *, now: int | None = None) -> None:
+    """Put ``jti`` on the revocation list until the token would have expired anyway."""
+    ttl = expires_at - (now if now is not None else _now()) + REVOCATION_LEEWAY_SECONDS
+    if jti and ttl > 0:
+        get_store().set(_REVOKED_KEY.format(jti), b"1", ex=ttl)
+
+
+def is_access_token_revoked(jti: str) -> bool:
+    return bool(get_store().exists(_REVOKED_KEY.format(jti)))
+
+
+# -- ID tokens -----------------------------------------------------------------------------
+
+
+def make_id_token(
+    service: Service,
+    user: User,
+    *,
+    scopes: Collection[str],
+    authn: Authentication,
+    access_token: str | None,
+    nonce: str | None = None,
+    now: int | None = None,
+) -> str:
+    """Sign an ID token for ``user`` to ``service`` (OIDC Core §2, §3.1.3.6)."""
+    issued_at = now if now is not None else _now()
+    alg = service.id_token_signed_response_alg
+    claims = user_claims(user, scopes, service, organisation_id=authn.organisation_id)
+    claims.update(
+        iss=get_issuer(),
+        sub=user.sub,
+        aud=service.client_id,
+        iat=issued_at,
+        exp=issued_at + int(service.id_token_lifetime),
+    )
+    if authn.auth_time is not None:
+        claims["auth_time"] = authn.auth_time
+    if nonce:
+        claims["nonce"] = nonce
+    if authn.acr:
+        claims["acr"] = authn.acr
+    if authn.amr:
+        claims["amr"] = list(authn.amr)
+    if authn.sid:
+        claims["sid"] = authn.sid
+    if access_token:
+        at_hash = create_half_hash(access_token, alg)
+        if at_hash is not None:
+            claims["at_hash"] = at_hash.decode("ascii")
+    return get_keyring().sign(claims, alg=alg, typ="JWT")
+
+
+# -- refresh tokens ----------------------------------------------------------------------------
+
+
+def _organisation_pk(public_id: str | None) -> int | None:
+    if public_id is None:
+        return None
+    pk: int | None = db.session.scalar(
+        select(Organisation.id).where(Organisation.public_id == public_id)
+    )
+    return pk
+
+
+def organisation_public_id(pk: int | None) -> str | None:
+    if pk is None:
+        return None
+    public_id: str | None = db.session.scalar(
+        select(Organisation.public_id).where(Organisation.id == pk)
+    )
+    return public_id
+
+
+def issue_refresh_token(
+    service: Service,
+    user: User,
+    *,
+    scope: str,
+    authn: Authentication,
+    offline: bool,
+    parent: RefreshToken | None = None,
+    now: datetime | None = None,
+) -> IssuedRefreshToken:
+    """Add a new refresh token (flushed; the caller commits). ``parent``: rotate its family."""
+    at = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    if parent is not None:
+        family_id, family_expires_at = parent.family_id, parent.family_expires_at
+        organisation_pk = parent.organisation_id
+    else:
+        family_id = str(uuid.uuid4())
+        family_expires_at = at + timedelta(seconds=int(service.refresh_token_lifetime))
+        if not offline and authn.auth_time is not None:
+            # Bound to the SSO session: never outlives the session's absolute lifetime (E04).
+            session_end = datetime.fromtimestamp(
+                authn.auth_time + _settings().session_absolute_seconds, tz=at.tzinfo
+            )
+            family_expires_at = min(family_expires_at, session_end)
+        organisation_pk = _organisation_pk(authn.organisation_id)
+    row = RefreshToken(
+        token_hash=token_hash(token),
+        family_id=family_id,
+        service_id=service.id,
+        user_id=user.id,
+        sid=authn.sid,
+        scope=scope,
+        offline_access=offline,
+        organisation_id=organisation_pk,
+        auth_time=authn.auth_time or int(at.timestamp()),
+        amr=list(authn.amr),
+        acr=authn.acr,
+        claims={},
+        created_at=at,
+        family_expires_at=family_expires_at,
+        expires_at=family_expires_at,
+    )
+    db.session.add(row)
+    db.session.flush()
+    return IssuedRefreshToken(token, row)
+
+
+@dataclass(frozen=True)
+class FoundRefreshToken:
+    row: RefreshToken
+    family_revoked: bool
+
+
+def find_refresh_token(token: str) -> FoundRefreshToken | None:
+    """The stored row for ``token``, and whether any token of its family was revoked."""
+    if not token or len(token) > MAX_REFRESH_TOKEN_LENGTH:
+        return None
+    family = RefreshToken.__table__.alias("family")
+    revoked = exists().where(
+        family.c.family_id == RefreshToken.family_id, family.c.revoked_at.is_not(None)
+    )
+    found = db.session.execute(
+        select(RefreshToken, revoked.label("family_revoked")).where(
+            RefreshToken.token_hash == token_hash(token)
+        )
+    ).first()
+    if found is None:
+        return None
+    return FoundRefreshToken(found[0], bool(found[1]))
+
+
+def claim_refresh_token(row: RefreshToken, now: datetime | None = None) -> bool:
+    """Mark ``row`` used, atomically: True for exactly one caller; False means reuse (G05)."""
+    result = db.session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.id == row.id,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(used_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def revoke_family(family_id: str, now: datetime | None = None) -> int:
+    """Revoke every token of a family (reuse, RFC 7009 revocation, a replayed code)."""
+    return _revoke(RefreshToken.family_id == family_id, now)
+
+
+def revoke_for_session(sid: str, now: datetime | None = None) -> int:
+    """Revoke the refresh tokens issued in SSO session ``sid`` without ``offline_access``.
+
+    Back-Channel Logout 1.0 §2.7 and I04 Also: the logout engineer calls this when a session
+    is logged out. Offline tokens are kept. Runs in the caller's unit of work (flushes only).
+    """
+    return _revoke((RefreshToken.sid == sid) & RefreshToken.offline_access.is_(False), now)
+
+
+def revoke_all_for_user(user_id: int, now: datetime | None = None) -> int:
+    """Revoke every refresh token of a user, offline ones included (C06, E06, G05).
+
+    For password change or reset, "sign out everywhere" and deactivation. Runs in the caller's
+    unit of work (flushes only).
+    """
+    return _revoke(RefreshToken.user_id == user_id, now)
+
+
+def _revoke(condition: Any, now: datetime | None) -> int:
+    result = db.session.execute(
+        update(RefreshToken)
+        .where(condition, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.flush()
+    return _rowcount(result)
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount) if isinstance(result, CursorResult) else 0
+
+
+# -- reacting to ended sessions ----------------------------------------------------------------
+
+
+def _on_sessions_ended(sender: str, **kwargs: Any) -> None:
+    """C06/E06: when every session of a user ends for these reasons, so do its refresh tokens."""
+    if kwargs.get("reason") not in REVOKE_ALL_REASONS:
+        return
+    user = users.find_by_sub(sender)
+    if user is not None:
+        revoke_all_for_user(user.id)
+
+
+def init_app(app: Flask) -> None:
+    """Subscribe to the domain events this module reacts to (idempotent)."""
+    events.sessions_ended.connect(_on_sessions_ended)
