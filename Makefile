@@ -53,14 +53,27 @@ seed: db ## Load the demo organisations, users and services (safe to repeat)
 	$(FLASK) seed-demo
 
 .PHONY: run
-run: install assets seed ## Set everything up and serve on http://127.0.0.1:5000 with the worker
+run: install assets seed ## Set everything up and serve on http://127.0.0.1:5000 with the worker and the demo services
 	@echo
 	@echo "  Secure Access is starting on http://$(HOST):$(PORT)"
-	@echo "  The demo accounts and services are listed above. Press Ctrl+C to stop."
+	@echo "  The demo accounts and services are listed above; the demo services are on"
+	@echo "  http://127.0.0.1:5101 to :5106. Press Ctrl+C to stop."
 	@echo
 	@trap 'kill 0' EXIT INT TERM; \
 	  $(FLASK) worker & \
+	  $(DEMO) & \
 	  $(FLASK) run --host $(HOST) --port $(PORT) --no-reload
+
+# The six demo relying services (clients/demo), pointed at this provider's issuer. Their
+# sessions live beside the provider's instance data.
+DEMO = cd clients && \
+	SECURE_ACCESS_ISSUER="$${IDP_ISSUER:-$${IDP_PUBLIC_BASE_URL:-http://127.0.0.1:5000}}" \
+	SECURE_ACCESS_SESSION_DIR="$${IDP_INSTANCE_PATH:-$(CURDIR)/instance}/demo-sessions" \
+	PYTHONPATH=. ../$(BIN)/python -m demo
+
+.PHONY: demo
+demo: install ## Serve only the six demo services on 127.0.0.1:5101-5106 (needs the provider: make run)
+	$(DEMO)
 
 .PHONY: browser
 browser: ## Make sure Debian's Chromium is installed for the browser tests
@@ -86,8 +99,16 @@ test: install assets browser lint ## Lint, then the whole suite on SQLite and (i
 	  echo "(IDP_TEST_DATABASE_URL and IDP_TEST_REDIS_URL are not set: skipping the PostgreSQL + Redis pass)"; \
 	fi
 
+bench/node/node_modules/.package-lock.json: bench/node/package.json bench/node/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the interoperability test and the token benchmark"; exit 1; }
+	npm ci --prefix bench/node --no-audit --no-fund --loglevel=error
+	touch $@
+
+.PHONY: bench-node-deps
+bench-node-deps: bench/node/node_modules/.package-lock.json ## Install bench/node's packages (openid-client, oidc-provider, undici)
+
 .PHONY: bench
-bench: install assets ## Run the benchmarks in bench/ and write their figures to bench/results/
+bench: install assets bench-node-deps ## Run the benchmarks in bench/ and write their figures to bench/results/
 	$(BIN)/python -m bench.run_all
 
 .PHONY: clean

@@ -42,7 +42,8 @@ def setup_config(app: Flask, settings: Settings) -> None:
     app.extensions["settings"] = settings
     app.config.update(
         SECRET_KEY=settings.secret_key.get_secret_value(),
-        # The signed Flask session carries only the CSRF token and the pending sign-in id.
+        # The signed Flask session carries only short-lived references (the CSRF token, the
+        # pending sign-in id, MFA ceremony ids), never personal data.
         SESSION_COOKIE_NAME="__Host-sa_flow",
         SESSION_COOKIE_PATH="/",
         TESTING=settings.env == "test",
@@ -81,6 +82,9 @@ def setup_services(app: Flask, settings: Settings) -> None:
     sso_sessions.init_app(app, settings)
     mail.init_app(app, settings)
     jobs.init_app()
+    from idp.oidc import backchannel  # back-channel logout: ended sessions -> Logout Tokens
+
+    backchannel.init_app(app)
 
 
 def setup_database(app: Flask, settings: Settings) -> None:
@@ -115,9 +119,11 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Every public URL, and the access guard of each area, is visible here."""
+    from idp.account import mfa as account_mfa
     from idp.account import views as account
     from idp.auth import (  # noqa: F401 (these add routes to the auth blueprint)
         invitation,
+        mfa,
         replace_password,
         reset,
         sign_in,
@@ -133,6 +139,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(reset.bp)
     # The signed-in person's own pages: every view is @login_required (idp.account.guards).
     app.register_blueprint(account.bp)
+    app.register_blueprint(account_mfa.bp)
     # Health probes are machine-to-machine and carry no forms.
     csrf.exempt(health.bp)
     # OIDC discovery and JWKS: public, read-only JSON documents (GET only, no forms).
@@ -140,6 +147,19 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(oidc_discovery.bp)
     csrf.exempt(oidc_discovery.bp)
+    # The OIDC protocol: /authorize (GET, and POST from a relying service's page), /token,
+    # /userinfo, /revoke and /introspect. No CSRF token: callers are other sites and machines,
+    # which prove themselves by client authentication, bearer tokens, PKCE and state.
+    from idp.oidc import endpoints as oidc_endpoints
+
+    app.register_blueprint(oidc_endpoints.bp)
+    csrf.exempt(oidc_endpoints.bp)
+    # RP-Initiated Logout: relying services send GET or POST /logout without our CSRF token;
+    # the confirmation form shown there posts to /logout/confirm, which keeps CSRF (E07, I03).
+    from idp.oidc import logout as oidc_logout
+
+    app.register_blueprint(oidc_logout.bp)
+    csrf.exempt(oidc_logout.end_session)
     # The emails the development outbox wrote: the URLs exist in development only.
     if app.extensions["settings"].env == "development":
         from idp.web import dev_outbox

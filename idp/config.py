@@ -227,6 +227,43 @@ class Settings(BaseSettings):
     )
     # -- end of OpenID Connect provider settings ---------------------------------------
 
+    # -- Logout: RP-initiated and back-channel (idp/oidc/logout.py, backchannel.py) ----
+    backchannel_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=30,
+        description="How long the worker waits for a relying service's back-channel logout "
+        "URI to connect and to answer each read (I05). A service that takes longer counts "
+        "as failed for that attempt and is retried with the outbox's delays; the person "
+        "signing out never waits for it.",
+    )
+    # -- end of logout settings ----------------------------------------------------------
+
+    # -- Multi-factor authentication (idp/services/mfa, idp/auth/mfa.py) ----------------
+    webauthn_rp_id: str | None = Field(
+        None,
+        description="The WebAuthn Relying Party ID: the domain security keys and passkeys are "
+        "bound to (D08). Changing it makes every registered key unusable. Unset: the host "
+        "name of public_base_url (localhost when that is an IP address, which browsers refuse "
+        "as an RP ID).",
+    )
+    webauthn_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (JSON list, exact scheme://host[:port]) a WebAuthn ceremony is "
+        "accepted from (D08). Empty: public_base_url only. Outside production "
+        "http://localhost:<any port> and http://127.0.0.1:<any port> are accepted as well, "
+        "for `make run` and the browser tests.",
+    )
+    mfa_offer_interval_days: int = Field(
+        30,
+        ge=1,
+        le=365,
+        description="People who need no second factor are offered one ('Protect your "
+        "account') at sign-in this many days after their first sign-in, and again this "
+        "many days after each 'Not now'.",
+    )
+    # -- end of multi-factor authentication settings -------------------------------------
+
     # -- derived values -------------------------------------------------------------
 
     @property

@@ -48,6 +48,8 @@ def sign_in() -> ResponseReturnValue:
         pending = flow.load()
         if pending is None or return_to:
             flow.start(return_to=return_to)
+        elif isinstance(hint := pending.data.get("login_hint"), str):
+            form.email.data = hint  # OIDC login_hint, set by idp.oidc.endpoints
         return render_template("auth/sign_in.html", form=form, title="Sign in")
 
     status = 200

@@ -1,0 +1,294 @@
+"""Integration fixtures: the real Secure Access provider and real demo services on loopback.
+
+The provider is ``idp.create_app`` with the suite's test settings, served on 127.0.0.1 at the
+URL its issuer names (the socket is bound first, then the app is built with that address, as
+in tests/interop). It has a database of its own (``..._rp`` on the PostgreSQL pass, a SQLite
+file otherwise), because another app of the suite may be using the worker's main one in this
+same process; it shares the worker's Redis database, which the suite cleans per test anyway.
+Demo services (``clients/demo``) are served the same way, each registered with the provider
+at its own loopback URL.
+
+Headless Chromium runs on a thread of its own (Playwright allows one sync instance per thread,
+and the suite's other browser fixtures may hold this process's main thread).
+
+These tests need the provider (``idp``): without it (the library installed on its own) they
+are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("idp", reason="the integration tests run the real provider (idp)")
+
+ROOT = Path(__file__).resolve().parents[3]
+if str(ROOT) not in sys.path:  # the suite's shared test helpers live in the tests package
+    sys.path.insert(0, str(ROOT))
+
+from flask import Flask  # noqa: E402
+from idp import create_app  # noqa: E402
+from idp.config import Settings  # noqa: E402
+from idp.extensions import db  # noqa: E402
+from idp.services import clients as service_registry  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
+
+from tests.conftest import BACKEND, SLOT, clean_state, server_redis_url, worker_number  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class _Slot:
+    """A WSGI callable forwarding to an app attached after its socket is bound."""
+
+    app: Any = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return self.app(environ, start_response)
+
+
+class Loopback:
+    """An app on 127.0.0.1:<free port>, built by ``factory(url)`` once the port is known."""
+
+    def __init__(self, factory: Callable[[str], Any]) -> None:
+        slot = _Slot()
+        self._server = make_server("127.0.0.1", 0, slot, threaded=True)
+        self.port = self._server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = factory(self.url)
+        slot.app = self.app
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=5)
+
+
+def _own_database(worker_id: str) -> str:
+    base = os.environ.get("IDP_TEST_DATABASE_URL")
+    if not base:
+        pytest.exit("IDP_TEST_BACKEND=server needs IDP_TEST_DATABASE_URL", returncode=2)
+    url = make_url(base).set(drivername="postgresql+psycopg")
+    name = f"idp_test_{SLOT}_{worker_number(worker_id)}_rp"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def provider_settings(tmp: Path, worker_id: str, url: str) -> Settings:
+    values: dict[str, object] = {
+        "env": "test",
+        "instance_path": str(tmp),
+        "public_base_url": url,
+        "argon2_time_cost": 1,
+        "argon2_memory_cost": 64,
+        "argon2_parallelism": 1,
+        "log_level": "WARNING",
+        "database_url": f"sqlite:///{tmp / 'rp.sqlite3'}",
+        "redis_url": None,
+    }
+    if BACKEND == "server":
+        values["database_url"] = _own_database(worker_id)
+        values["redis_url"] = server_redis_url(worker_id)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def provider(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[Loopback]:
+    from flask_migrate import upgrade
+
+    tmp = tmp_path_factory.mktemp("provider")
+
+    def build(url: str) -> Flask:
+        app = create_app(provider_settings(tmp, worker_id, url))
+        with app.app_context():
+            upgrade()
+        return app
+
+    server = Loopback(build)
+    yield server
+    server.stop()
+    with server.app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_provider(provider: Loopback) -> Iterator[None]:
+    """Every test starts from empty tables and an empty store, inside the provider's context."""
+    clean_state(provider.app)
+    with provider.app.app_context():
+        yield
+        db.session.remove()
+
+
+@dataclass
+class DemoServices:
+    """Demo services started for one test, each registered with the provider at its URL."""
+
+    provider: Loopback
+    tmp: Path
+    running: dict[str, Loopback] = field(default_factory=dict)
+
+    def start(self, client_id: str) -> Loopback:
+        from demo.app import create_app as create_demo_app
+        from demo.services import BY_CLIENT_ID
+
+        spec = BY_CLIENT_ID[client_id]
+
+        def build(url: str) -> Flask:
+            return create_demo_app(
+                client_id,
+                ISSUER=self.provider.url,
+                BASE_URL=url,
+                POST_LOGOUT_REDIRECT_URI=url + "/",
+                SESSION_DIR=str(self.tmp / client_id),
+            )
+
+        server = Loopback(build)
+        service_registry.register_service(
+            client_id,
+            spec.name,
+            description=spec.description,
+            start_url=server.url + "/",
+            redirect_uris=[server.url + "/auth/callback"],
+            post_logout_redirect_uris=[server.url + "/"],
+            backchannel_logout_uri=server.url + "/auth/backchannel-logout",
+            allowed_scopes=[
+                "openid",
+                "profile",
+                "email",
+                "organisation",
+                "roles",
+                "offline_access",
+            ],
+            grant_types=["authorization_code", "refresh_token"],
+            require_mfa=spec.mfa,
+            roles=[{"code": code, "name": name} for code, name in spec.roles],
+            secret=spec.secret,
+            actor="test",
+        )
+        db.session.commit()
+        self.running[client_id] = server
+        return server
+
+    def stop(self) -> None:
+        for server in self.running.values():
+            server.stop()
+
+
+@pytest.fixture
+def demo_services(provider: Loopback, tmp_path: Path) -> Iterator[DemoServices]:
+    clients_dir = str(Path(__file__).resolve().parents[2])
+    if clients_dir not in sys.path:
+        sys.path.insert(0, clients_dir)  # the demo package lives in clients/demo
+    services = DemoServices(provider, tmp_path)
+    yield services
+    services.stop()
+
+
+# -- the browser ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    action: Callable[[Any], Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class BrowserThread:
+    """Headless Chromium on a thread of its own: ``browser(lambda page: page.goto(url))``."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._started = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="rp-chromium", daemon=True)
+        self._thread.start()
+        if not self._started.wait(60) or self._failure is not None:
+            raise RuntimeError(f"headless Chromium did not start: {self._failure}")
+
+    def _run(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                )
+                self._started.set()
+                context = page = None
+                while (job := self._jobs.get()) is not None:
+                    try:
+                        if job.action is _new_page:
+                            if context is not None:
+                                context.close()
+                            context = browser.new_context()
+                            page = context.new_page()
+                            page.set_default_timeout(15_000)
+                        else:
+                            job.result = job.action(page)
+                    except BaseException as error:  # handed to the calling thread
+                        job.error = error
+                    job.done.set()
+                browser.close()
+        except BaseException as error:
+            self._failure = error
+            self._started.set()
+
+    def __call__(self, action: Callable[[Any], Any], timeout: float = 90) -> Any:
+        job = _Job(action)
+        self._jobs.put(job)
+        if not job.done.wait(timeout):
+            raise TimeoutError(f"the browser did not finish within {timeout} s")
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=30)
+
+
+def _new_page(_page: Any) -> None:
+    """Marker action: a new browser context (no cookies) and page."""
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[BrowserThread]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: run `make browser` (make test does it for you)")
+    browser = BrowserThread()
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium: BrowserThread) -> BrowserThread:
+    """Chromium with a fresh context (no cookies) for this test."""
+    chromium(_new_page)
+    return chromium

@@ -1,0 +1,271 @@
+"""Interoperability fixtures: our provider served on loopback at the URL its issuer names.
+
+A relying-party library checks that the issuer in the discovery document is the URL it
+fetched it from, so the app under test must know its own address before it is built. The
+server socket is therefore bound first (port 0, so no race for a free port), the app is then
+created with ``public_base_url`` set to that address, and the server starts serving it.
+
+This directory's ``app`` overrides the suite-wide one, so the autouse cleaning fixture and
+:func:`tests.factories.make_user` work against this app. On the PostgreSQL + Redis pass the app
+gets its own database (``..._interop``), never the worker's main one, which another app in the
+same worker may be using.
+
+The browser is Debian's headless Chromium with the e2e tests' arguments, driven by Playwright's
+sync API on a thread of its own (:class:`BrowserThread`). Playwright allows one sync instance
+per thread, and tests/e2e's session-wide browser may already hold the main thread's in the
+same pytest worker; tests/e2e's fixtures are not visible here anyway.
+
+The Node tooling (openid-client) lives in bench/node with its own lock file; it is installed
+with ``npm ci`` the first time a test needs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
+
+from idp import create_app
+from idp.config import Settings
+from idp.extensions import db
+from tests.conftest import BACKEND, SLOT, IsolatedClient, server_redis_url, worker_number
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE_DIR = ROOT / "bench" / "node"
+
+
+class _AppSlot:
+    """A WSGI callable that forwards to an app attached after the socket is bound."""
+
+    app: Flask | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        assert self.app is not None, "the interop app is not attached yet"
+        return self.app(environ, start_response)
+
+
+class InteropServer:
+    """The provider on 127.0.0.1:<free port>, its issuer equal to that URL."""
+
+    def __init__(self, app_factory: Any) -> None:
+        slot = _AppSlot()
+        self._server = make_server("127.0.0.1", 0, slot, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self.app: Flask = app_factory(self.url)
+        slot.app = self.app
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=5)
+
+
+def _interop_database_url(worker_id: str) -> str:
+    """This worker's own interop PostgreSQL database, created afresh."""
+    base = os.environ.get("IDP_TEST_DATABASE_URL")
+    if not base:
+        pytest.exit("IDP_TEST_BACKEND=server needs IDP_TEST_DATABASE_URL", returncode=2)
+    url = make_url(base).set(drivername="postgresql+psycopg")
+    name = f"idp_test_{SLOT}_{worker_number(worker_id)}_interop"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def interop_settings(tmp: Path, worker_id: str, public_base_url: str) -> Settings:
+    """The suite's test settings (tests/conftest.py), served at ``public_base_url``."""
+    values: dict[str, object] = {
+        "env": "test",
+        "instance_path": str(tmp),
+        "public_base_url": public_base_url,
+        "argon2_time_cost": 1,
+        "argon2_memory_cost": 64,
+        "argon2_parallelism": 1,
+        "log_level": "WARNING",
+        "database_url": f"sqlite:///{tmp / 'interop.sqlite3'}",
+        "redis_url": None,
+    }
+    if BACKEND == "server":
+        values["database_url"] = _interop_database_url(worker_id)
+        values["redis_url"] = server_redis_url(worker_id)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def interop_server(
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> Iterator[InteropServer]:
+    from flask_migrate import upgrade
+
+    tmp = tmp_path_factory.mktemp("interop")
+
+    def build(url: str) -> Flask:
+        app = create_app(interop_settings(tmp, worker_id, url))
+        app.test_client_class = IsolatedClient
+        with app.app_context():
+            upgrade()
+        return app
+
+    server = InteropServer(build)
+    server.start()
+    yield server
+    server.stop()
+    with server.app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(interop_server: InteropServer) -> Flask:
+    """Overrides the suite's app for this directory: the one the live server serves."""
+    return interop_server.app
+
+
+@dataclass
+class _Job:
+    action: Callable[[Any], Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class BrowserThread:
+    """Headless Chromium on its own thread: ``browser(lambda page: page.goto(url))``.
+
+    Each call runs on the browser's thread with a fresh-per-test ``page`` and returns what the
+    function returned (or raises what it raised). Calls are bounded in time.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._started = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="interop-chromium", daemon=True)
+        self._thread.start()
+        if not self._started.wait(60) or self._failure is not None:
+            raise RuntimeError(f"headless Chromium did not start: {self._failure}")
+
+    def _run(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                )
+                self._started.set()
+                context = page = None
+                while (job := self._jobs.get()) is not None:
+                    try:
+                        if job.action is _new_page:
+                            if context is not None:
+                                context.close()
+                            context = browser.new_context()
+                            page = context.new_page()
+                            page.set_default_timeout(10_000)
+                        else:
+                            job.result = job.action(page)
+                    except BaseException as error:  # handed to the calling thread
+                        job.error = error
+                    job.done.set()
+                browser.close()
+        except BaseException as error:
+            self._failure = error
+            self._started.set()
+
+    def __call__(self, action: Callable[[Any], Any], timeout: float = 60) -> Any:
+        job = _Job(action)
+        self._jobs.put(job)
+        if not job.done.wait(timeout):
+            raise TimeoutError(f"the browser did not finish within {timeout} s")
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def new_page(self) -> None:
+        self(_new_page)
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=30)
+
+
+def _new_page(_page: Any) -> None:
+    """Marker action: start a new browser context and page."""
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[BrowserThread]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: run `make browser` (make test does it for you)")
+    browser = BrowserThread()
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium: BrowserThread) -> BrowserThread:
+    """The session's Chromium with a fresh context and page for this test."""
+    chromium.new_page()
+    return chromium
+
+
+@contextlib.contextmanager
+def _install_lock() -> Iterator[None]:
+    """One ``npm ci`` at a time on this machine for this checkout (pytest-xdist workers)."""
+    digest = hashlib.sha256(str(NODE_DIR).encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"secure-access-bench-node-{digest}.lock"
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_node_tooling() -> Path:
+    """bench/node's packages, installed from its lock file if missing; returns ``node``."""
+    node = shutil.which("node")
+    npm = shutil.which("npm")
+    if node is None or npm is None:
+        pytest.fail("Node.js 20+ and npm are needed for the interoperability tests")
+    with _install_lock():
+        if not (NODE_DIR / "node_modules" / "openid-client").is_dir():
+            result = subprocess.run(
+                [npm, "ci", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            if result.returncode != 0:
+                pytest.fail(f"npm ci --prefix bench/node failed:\n{result.stderr[-2000:]}")
+    return Path(node)
+
+
+@pytest.fixture(scope="session")
+def node() -> Path:
+    """The ``node`` executable, with bench/node's packages installed."""
+    return ensure_node_tooling()
