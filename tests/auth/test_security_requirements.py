@@ -437,3 +437,37 @@ def test_E08_no_page_can_be_framed(client, path):
     headers = client.get(path).headers
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert headers["X-Frame-Options"] == "DENY"
+
+
+# -- C04 / C07: a reset never stands in for the second factor --------------------------------
+
+
+def test_C04_after_a_reset_an_mfa_account_still_needs_its_second_factor(client):
+    from tests.mfa.journeys import add_totp, code_for
+
+    user = make_user(email="ada@school.example")
+    secret = add_totp(user)
+    post_form(client, "/forgot-password", {"email": "ada@school.example"})
+    done = post_form(
+        client, latest_link("ada@school.example", "password_reset"), {"password": NEW_PASSWORD}
+    )
+    assert COOKIE_NAME not in done.headers.get("Set-Cookie", "")
+    response = SignIn(client).with_password("ada@school.example", NEW_PASSWORD)
+    # The password step leads to the second factor, and nothing is signed in yet.
+    assert response.headers["Location"].startswith("/sign-in/")
+    assert response.headers["Location"] != "/sign-in/finish"
+    assert client.get("/sign-in/finish").status_code in (302, 303)
+    assert client.get("/account").status_code == 302
+    assert code_for(secret)  # the factor is still enrolled and usable
+
+
+def test_C07_an_emailed_link_never_counts_as_a_factor(client):
+    """No journey accepts an emailed link in place of a password or second factor."""
+    from tests.mfa.journeys import add_totp
+
+    user = make_user(email="ada@school.example")
+    add_totp(user)
+    post_form(client, "/forgot-password", {"email": "ada@school.example"})
+    link = latest_link("ada@school.example", "password_reset")
+    assert client.get(link).status_code == 200
+    assert client.get("/account").status_code == 302  # opening the link signs no one in
