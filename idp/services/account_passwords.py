@@ -45,8 +45,8 @@ def set_password(user: User, password: str) -> None:
 def after_password_changed(user: User, *, actor: str, how: str) -> None:
     """End every session, lift locks, notify the person, and audit. Inside the unit of work."""
     ended = get_sso_sessions().end_all_for_user(user.sub)
-    if ended:
-        events.sessions_ended.send(user.sub, sessions=ended, reason="password_changed")
+    # Sent even when no SSO session was live: listeners also revoke refresh tokens (C06, G05).
+    events.sessions_ended.send(user.sub, sessions=ended, reason="password_changed")
     get_throttle().unlock(account_key_for(user.email, sub=user.sub))  # B07
     outbox.enqueue_email(
         user.email,

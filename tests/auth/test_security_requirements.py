@@ -471,3 +471,33 @@ def test_C07_an_emailed_link_never_counts_as_a_factor(client):
     link = latest_link("ada@school.example", "password_reset")
     assert client.get(link).status_code == 200
     assert client.get("/account").status_code == 302  # opening the link signs no one in
+
+
+def test_C06_a_reset_without_a_live_session_still_revokes_refresh_tokens(client):
+    from idp.models import RefreshToken, Service
+
+    user = make_user(email="ada@school.example")
+    service = Service(client_id="collect", name="Collect")
+    db.session.add(service)
+    db.session.flush()
+    now = utcnow()
+    db.session.add(
+        RefreshToken(
+            token_hash="0" * 64,
+            family_id="f" * 36,
+            service_id=service.id,
+            user_id=user.id,
+            scope="openid offline_access",
+            offline_access=True,
+            auth_time=0,
+            family_expires_at=now + timedelta(days=1),
+            expires_at=now + timedelta(days=1),
+        )
+    )
+    db.session.commit()
+    post_form(client, "/forgot-password", {"email": "ada@school.example"})
+    post_form(
+        client, latest_link("ada@school.example", "password_reset"), {"password": NEW_PASSWORD}
+    )
+    db.session.expire_all()
+    assert db.session.scalar(select(RefreshToken.revoked_at)) is not None
