@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import abort, redirect, session, url_for
+from flask import abort, g, redirect, session, url_for
 from flask.typing import ResponseReturnValue
 
 from idp.models import User
@@ -150,7 +150,18 @@ def next_step(pending: PendingSignIn, user: User | None = None) -> Step | None:
     return None
 
 
+def request_cache() -> dict[str, Any]:
+    """Facts steps look up to decide whether they apply, kept for one request only.
+
+    Several steps ask the same question while the next step is chosen; the answers are
+    dropped whenever a step is marked done, since doing a step can change them.
+    """
+    cache: dict[str, Any] = g.setdefault("signin_cache", {})
+    return cache
+
+
 def mark_done(pending: PendingSignIn, step: str, *, amr: list[str] | None = None) -> None:
+    g.pop("signin_cache", None)
     if step not in pending.done:
         pending.done.append(step)
     for method in amr or []:

@@ -134,23 +134,33 @@ def required(pending: flow.PendingSignIn, user: User) -> bool:
     )
 
 
+def _factors(user: User) -> Factors:
+    """The person's factors, looked up once per request: several steps ask in one request."""
+    cache = flow.request_cache()
+    key = f"mfa-factors:{user.id}"
+    if key not in cache:
+        cache[key] = factors_of(user)
+    factors: Factors = cache[key]
+    return factors
+
+
 def _mfa_applies(pending: flow.PendingSignIn, user: User) -> bool:
     if AMR_MFA in pending.amr:
         return False  # a step-up from a session that already has two factors
     if pending.data.get("step_up") and not required(pending, user):
         return False
-    return factors_of(user).any
+    return _factors(user).any
 
 
 def _enrol_applies(pending: flow.PendingSignIn, user: User) -> bool:
     data = pending.data
     if data.get("enrolled") or data.get("recovered") or data.get("enrol_chosen"):
         return True
-    return required(pending, user) and not policy.satisfies_policy(user, factors_of(user))
+    return required(pending, user) and not policy.satisfies_policy(user, _factors(user))
 
 
 def _offer_applies(pending: flow.PendingSignIn, user: User) -> bool:
-    if pending.data.get("step_up") or factors_of(user).any or required(pending, user):
+    if pending.data.get("step_up") or _factors(user).any or required(pending, user):
         return False
     return get_offer_schedule().due(user.sub)
 
