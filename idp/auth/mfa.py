@@ -60,7 +60,13 @@ from idp.services.mfa import (
     totp,
     webauthn,
 )
-from idp.services.mfa.factors import MAX_NAME, Factors, factors_of, unused_recovery_codes
+from idp.services.mfa.factors import (
+    MAX_NAME,
+    Factors,
+    factors_of,
+    has_any_factor,
+    unused_recovery_codes,
+)
 from idp.services.throttle import get_throttle
 from idp.services.transaction import transaction
 from idp.store import get_store
@@ -144,12 +150,21 @@ def _factors(user: User) -> Factors:
     return factors
 
 
+def _has_any(user: User) -> bool:
+    cache = flow.request_cache()
+    key = f"mfa-any:{user.id}"
+    if key not in cache:
+        cache[key] = has_any_factor(user)
+    found: bool = cache[key]
+    return found
+
+
 def _mfa_applies(pending: flow.PendingSignIn, user: User) -> bool:
     if AMR_MFA in pending.amr:
         return False  # a step-up from a session that already has two factors
     if pending.data.get("step_up") and not required(pending, user):
         return False
-    return _factors(user).any
+    return _has_any(user)
 
 
 def _enrol_applies(pending: flow.PendingSignIn, user: User) -> bool:
@@ -160,7 +175,7 @@ def _enrol_applies(pending: flow.PendingSignIn, user: User) -> bool:
 
 
 def _offer_applies(pending: flow.PendingSignIn, user: User) -> bool:
-    if pending.data.get("step_up") or _factors(user).any or required(pending, user):
+    if pending.data.get("step_up") or _has_any(user) or required(pending, user):
         return False
     return get_offer_schedule().due(user.sub)
 

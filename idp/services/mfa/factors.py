@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select
 
 from idp.extensions import db
 from idp.models import RecoveryCode, TotpCredential, User, WebAuthnCredential
@@ -51,6 +51,15 @@ class Factors:
 
 
 # -- queries ---------------------------------------------------------------------------
+
+
+def has_any_factor(user: User) -> bool:
+    """``factors_of(user).any`` in one round trip: sign-in asks this of everyone."""
+    totp = select(TotpCredential.id).where(
+        TotpCredential.user_id == user.id, TotpCredential.confirmed_at.is_not(None)
+    )
+    keys = select(WebAuthnCredential.id).where(WebAuthnCredential.user_id == user.id)
+    return bool(db.session.scalar(select(exists(totp) | exists(keys))))
 
 
 def totp_credentials(user: User, *, confirmed: bool = True) -> list[TotpCredential]:
