@@ -8,11 +8,11 @@ Nothing here mocks our database, Redis or HTTP.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -206,7 +206,7 @@ def id_token_for(
     **extra: Any,
 ) -> str:
     """An ID Token as the provider issues them (OIDC Core §2), for use as ``id_token_hint``."""
-    issued = int(time.time()) if now is None else now
+    issued = int(datetime.now(UTC).timestamp()) if now is None else now
     claims = {
         "iss": get_issuer(),
         "aud": client_id,

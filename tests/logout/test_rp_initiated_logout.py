@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import time
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -275,7 +275,9 @@ def test_an_expired_hint_is_accepted(ada: Browser, pupil_records) -> None:
     """RPIL §2 / I01: an ID Token past its exp is still a valid hint."""
     session = ada.use("pupil-records")
     cookie = ada.cookie
-    old = id_token_for("pupil-records", session, now=int(time.time()) - 7200, lifetime=600)
+    old = id_token_for(
+        "pupil-records", session, now=int(datetime.now(UTC).timestamp()) - 7200, lifetime=600
+    )
     response = logout(ada, id_token_hint=old, post_logout_redirect_uri=SIGNED_OUT_URI)
     assert response.status_code == 303
     assert_signed_out(ada, cookie)

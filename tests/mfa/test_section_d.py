@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
-import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -32,7 +31,7 @@ STEP = totp.PERIOD
 
 def frozen_moment() -> float:
     """A moment 10 s into a TOTP step, so that no step boundary falls inside a test."""
-    return (int(time.time()) // STEP) * STEP + 10.0
+    return (int(datetime.now(UTC).timestamp()) // STEP) * STEP + 10.0
 
 
 def events(name: str) -> list[AuditEvent]:
@@ -200,7 +199,7 @@ def test_D03_last_used_step_is_kept_per_person_in_the_store(app, totp_user):
 
     user, _secret = totp_user
     verifier = get_totp_verifier()
-    step = int(time.time() // STEP)
+    step = int(datetime.now(UTC).timestamp() // STEP)
     assert verifier.claim_step(user.sub, step) is True
     assert verifier.claim_step(user.sub, step) is False
     assert verifier.claim_step(user.sub, step - 1) is False
