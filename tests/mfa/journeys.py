@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pyotp
@@ -54,7 +54,7 @@ def issue_codes(user: User) -> list[str]:
 
 def code_for(secret: str, *, steps: int = 0, at: float | None = None) -> str:
     """The app's code ``steps`` periods from now (or from ``at``), as the server's clock sees it."""
-    moment = time.time() if at is None else at
+    moment = datetime.now(UTC).timestamp() if at is None else at
     return pyotp.TOTP(secret).generate_otp(int(moment // totp.PERIOD) + steps)
 
 

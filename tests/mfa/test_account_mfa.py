@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import time
+from datetime import UTC, datetime
 
 import time_machine
 from sqlalchemy import select
@@ -24,7 +24,7 @@ from tests.mfa.softkey import SoftKey
 
 
 def frozen_moment() -> float:
-    return (int(time.time()) // totp.PERIOD) * totp.PERIOD + 10.0
+    return (int(datetime.now(UTC).timestamp()) // totp.PERIOD) * totp.PERIOD + 10.0
 
 
 CODE = re.compile(r"\b[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{2}\b")
