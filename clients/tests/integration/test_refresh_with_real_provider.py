@@ -60,6 +60,9 @@ def test_refresh_with_the_real_provider_and_an_ended_provider_session(
         page.fill("#password", DEFAULT_PASSWORD)
         page.click("button:has-text('Sign in')")
         page.wait_for_url(gias.url + "/service")
+        # Let the browser's own follow-up requests (the favicon) finish: each one saves the
+        # service's session, and a late one would undo the edit this test makes below.
+        page.wait_for_load_state("networkidle")
 
     browser_page(sign_in)
     [before] = stored_access_tokens(gias.app, person.sub)
