@@ -43,6 +43,7 @@ from idp.auth.mfa import (
     ConfirmForm,
     KeyNameForm,
     key_name_error,
+    render_app_setup,
 )
 from idp.auth.sso_cookie import current_sso_session
 from idp.models import User
@@ -172,19 +173,9 @@ def add_app() -> ResponseReturnValue:
                 else "Your authenticator app is set up."
             )
             return redirect(_next_after_adding(codes), 303)
-    if form.errors and status == 200:
-        status = 400
-    with transaction():
-        enrolment = totp.start_enrolment(user)
-    return render_template(
-        "mfa/app_setup.html",
-        form=form,
-        qr_code=totp.qr_code_data_uri(enrolment.uri(user.email)),
-        key=totp.grouped(enrolment.secret),
-        choose_url=url_for("account_mfa.overview"),
-        choose_text="Cancel",
-        title="Set up an authenticator app",
-    ), status
+    return render_app_setup(
+        user, form, status, choose_url=url_for("account_mfa.overview"), choose_text="Cancel"
+    )
 
 
 @bp.route("/app/remove", methods=["GET", "POST"])

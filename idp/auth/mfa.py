@@ -474,17 +474,26 @@ def mfa_enrol_app(pending: flow.PendingSignIn) -> ResponseReturnValue:
             form.code.errors = [WRONG_CODE]
         else:
             return redirect(_enrolled(pending, AMR_OTP, codes), 303)
+    return render_app_setup(user, form, status, choose_url=url_for("auth.mfa_enrol"))
+
+
+def render_app_setup(
+    user: User, form: Any, status: int, *, choose_url: str, choose_text: str | None = None
+) -> ResponseReturnValue:
+    """The authenticator-app set-up page with a fresh key (sign-in and account pages alike)."""
     if form.errors and status == 200:
         status = 400
     with transaction():
         enrolment = totp.start_enrolment(user)
+    extra = {"choose_text": choose_text} if choose_text else {}
     return render_template(
         "mfa/app_setup.html",
         form=form,
         qr_code=totp.qr_code_data_uri(enrolment.uri(user.email)),
         key=totp.grouped(enrolment.secret),
-        choose_url=url_for("auth.mfa_enrol"),
+        choose_url=choose_url,
         title="Set up an authenticator app",
+        **extra,
     ), status
 
 
