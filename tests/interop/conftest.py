@@ -25,13 +25,11 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import queue
 import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +42,8 @@ from werkzeug.serving import make_server
 from idp import create_app
 from idp.config import Settings
 from idp.extensions import db
+from tests.browser_thread import browser_page, chromium  # noqa: F401 (fixtures)
 from tests.conftest import BACKEND, SLOT, IsolatedClient, server_redis_url, worker_number
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "bench" / "node"
@@ -141,95 +139,6 @@ def interop_server(
 def app(interop_server: InteropServer) -> Flask:
     """Overrides the suite's app for this directory: the one the live server serves."""
     return interop_server.app
-
-
-@dataclass
-class _Job:
-    action: Callable[[Any], Any]
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
-    error: BaseException | None = None
-
-
-class BrowserThread:
-    """Headless Chromium on its own thread: ``browser(lambda page: page.goto(url))``.
-
-    Each call runs on the browser's thread with a fresh-per-test ``page`` and returns what the
-    function returned (or raises what it raised). Calls are bounded in time.
-    """
-
-    def __init__(self) -> None:
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
-        self._started = threading.Event()
-        self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="interop-chromium", daemon=True)
-        self._thread.start()
-        if not self._started.wait(60) or self._failure is not None:
-            raise RuntimeError(f"headless Chromium did not start: {self._failure}")
-
-    def _run(self) -> None:
-        from playwright.sync_api import sync_playwright
-
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-                )
-                self._started.set()
-                context = page = None
-                while (job := self._jobs.get()) is not None:
-                    try:
-                        if job.action is _new_page:
-                            if context is not None:
-                                context.close()
-                            context = browser.new_context()
-                            page = context.new_page()
-                            page.set_default_timeout(10_000)
-                        else:
-                            job.result = job.action(page)
-                    except BaseException as error:  # handed to the calling thread
-                        job.error = error
-                    job.done.set()
-                browser.close()
-        except BaseException as error:
-            self._failure = error
-            self._started.set()
-
-    def __call__(self, action: Callable[[Any], Any], timeout: float = 60) -> Any:
-        job = _Job(action)
-        self._jobs.put(job)
-        if not job.done.wait(timeout):
-            raise TimeoutError(f"the browser did not finish within {timeout} s")
-        if job.error is not None:
-            raise job.error
-        return job.result
-
-    def new_page(self) -> None:
-        self(_new_page)
-
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join(timeout=30)
-
-
-def _new_page(_page: Any) -> None:
-    """Marker action: start a new browser context and page."""
-
-
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[BrowserThread]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is missing: run `make browser` (make test does it for you)")
-    browser = BrowserThread()
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def browser_page(chromium: BrowserThread) -> BrowserThread:
-    """The session's Chromium with a fresh context and page for this test."""
-    chromium.new_page()
-    return chromium
 
 
 @contextlib.contextmanager

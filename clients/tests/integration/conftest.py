@@ -18,7 +18,6 @@ are skipped.
 from __future__ import annotations
 
 import os
-import queue
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -41,20 +40,10 @@ from idp.extensions import db  # noqa: E402
 from idp.services import clients as service_registry  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+from tests.browser_thread import browser_page, chromium  # noqa: E402, F401 (fixtures)
 from werkzeug.serving import make_server  # noqa: E402
 
 from tests.conftest import BACKEND, SLOT, clean_state, server_redis_url, worker_number  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 class _Slot:
@@ -210,85 +199,3 @@ def demo_services(provider: Loopback, tmp_path: Path) -> Iterator[DemoServices]:
 
 
 # -- the browser ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _Job:
-    action: Callable[[Any], Any]
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
-    error: BaseException | None = None
-
-
-class BrowserThread:
-    """Headless Chromium on a thread of its own: ``browser(lambda page: page.goto(url))``."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
-        self._started = threading.Event()
-        self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="rp-chromium", daemon=True)
-        self._thread.start()
-        if not self._started.wait(60) or self._failure is not None:
-            raise RuntimeError(f"headless Chromium did not start: {self._failure}")
-
-    def _run(self) -> None:
-        from playwright.sync_api import sync_playwright
-
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-                )
-                self._started.set()
-                context = page = None
-                while (job := self._jobs.get()) is not None:
-                    try:
-                        if job.action is _new_page:
-                            if context is not None:
-                                context.close()
-                            context = browser.new_context()
-                            page = context.new_page()
-                            page.set_default_timeout(15_000)
-                        else:
-                            job.result = job.action(page)
-                    except BaseException as error:  # handed to the calling thread
-                        job.error = error
-                    job.done.set()
-                browser.close()
-        except BaseException as error:
-            self._failure = error
-            self._started.set()
-
-    def __call__(self, action: Callable[[Any], Any], timeout: float = 90) -> Any:
-        job = _Job(action)
-        self._jobs.put(job)
-        if not job.done.wait(timeout):
-            raise TimeoutError(f"the browser did not finish within {timeout} s")
-        if job.error is not None:
-            raise job.error
-        return job.result
-
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join(timeout=30)
-
-
-def _new_page(_page: Any) -> None:
-    """Marker action: a new browser context (no cookies) and page."""
-
-
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[BrowserThread]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is missing: run `make browser` (make test does it for you)")
-    browser = BrowserThread()
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def browser_page(chromium: BrowserThread) -> BrowserThread:
-    """Chromium with a fresh context (no cookies) for this test."""
-    chromium(_new_page)
-    return chromium
