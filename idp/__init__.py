@@ -160,6 +160,13 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(oidc_logout.bp)
     csrf.exempt(oidc_logout.end_session)
+    # Staff areas: the helpdesk console (/helpdesk) and approvers' pages (/organisations).
+    # Every view carries one guard from idp.console.guards; tests/console enumerates them.
+    from idp.console import blueprints as console
+    from idp.console import pages  # noqa: F401 (adds routes to the console blueprints)
+
+    app.register_blueprint(console.helpdesk_bp)
+    app.register_blueprint(console.approver_bp)
     # The emails the development outbox wrote: the URLs exist in development only.
     if app.extensions["settings"].env == "development":
         from idp.web import dev_outbox

@@ -13,18 +13,29 @@ from idp.models.organisation import (
     OrganisationType,
 )
 from idp.models.outbox import OutboxKind, OutboxMessage, OutboxStatus
-from idp.models.service import AccessGrant, Service, ServiceRole, ServiceSecret, ServiceStatus
+from idp.models.requests import AccessRequest, MfaResetRequest, RequestStatus
+from idp.models.service import (
+    AccessGrant,
+    AccessPolicy,
+    Service,
+    ServiceRole,
+    ServiceSecret,
+    ServiceStatus,
+)
 from idp.models.tokens import RefreshToken
 from idp.models.user import StaffRole, User, UserStatus
 
 __all__ = [
     "AccessGrant",
+    "AccessPolicy",
+    "AccessRequest",
     "AccountToken",
     "AuditEvent",
     "Base",
     "KeyState",
     "Membership",
     "MembershipRole",
+    "MfaResetRequest",
     "Organisation",
     "OrganisationStatus",
     "OrganisationType",
@@ -33,6 +44,7 @@ __all__ = [
     "OutboxStatus",
     "RecoveryCode",
     "RefreshToken",
+    "RequestStatus",
     "Service",
     "ServiceRole",
     "ServiceSecret",

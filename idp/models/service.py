@@ -17,6 +17,11 @@ class ServiceStatus(enum.StrEnum):
     DISABLED = "disabled"
 
 
+class AccessPolicy(enum.StrEnum):
+    GRANTED = "granted"
+    OPEN = "open"
+
+
 class Service(TimestampMixin, Base):
     """A registered OIDC client. Redirect URIs are stored verbatim and compared exactly."""
 
@@ -47,6 +52,13 @@ class Service(TimestampMixin, Base):
     refresh_token_lifetime: Mapped[int] = mapped_column(default=86400)
     require_mfa: Mapped[bool] = mapped_column(default=False)
     first_party: Mapped[bool] = mapped_column(default=True)
+    # Who may sign in to it: "granted" (only people an approver gave access, with roles) or
+    # "open" (anyone with an active account, e.g. a public information service).
+    access_policy: Mapped[AccessPolicy] = mapped_column(
+        str_enum(AccessPolicy, "access_policy"),
+        default=AccessPolicy.GRANTED,
+        server_default=AccessPolicy.GRANTED.value,
+    )
 
     secrets: Mapped[list[ServiceSecret]] = relationship(
         back_populates="service", cascade="all, delete-orphan"

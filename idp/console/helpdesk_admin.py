@@ -1,0 +1,2 @@
+"""The helpdesk console's pages for helpdesk admins (issue 8): services, organisations and
+helpdesk staff."""

@@ -1,0 +1,1 @@
+"""The helpdesk console's audit log: browse, filter, export, monthly report (issue 8)."""

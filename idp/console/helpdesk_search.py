@@ -1,0 +1,1 @@
+"""The helpdesk console's search: one box for people and organisations (issue 8)."""

@@ -1,0 +1,1 @@
+"""The helpdesk console's page about one person (issue 8)."""
