@@ -5,7 +5,8 @@ OpenID provider) on the same machine, with the same signing algorithms, measured
 run at the same concurrency. Both providers run at once on loopback, each with two worker
 processes on one shared store:
 
-- ours: ``gunicorn --workers 2 --worker-class sync --keep-alive 5 'idp:create_app()'`` on a
+- ours: ``gunicorn --workers 2 --worker-class gthread --threads 4 --keep-alive 5
+  'idp:create_app()'`` (the production model, config/gunicorn.conf.py) on a
   fresh PostgreSQL database and Redis database 13, ``IDP_ENV=development``, log level WARNING;
 - node-oidc-provider: ``bench/node/op.mjs``, ``node --max-old-space-size=512``, a
   ``node:cluster`` of 2 workers on Redis database 14, configured like ours (docs/benchmarks.md).
@@ -419,7 +420,9 @@ def prepare_ours(database_url: str, origin: str) -> dict[str, Any]:
     from idp.services import clients, users
     from idp.services.account_passwords import set_password
 
-    redis_client.Redis.from_url(OUR_REDIS).flushdb()
+    # No flush: the Redis database may be shared with other benchmarks. The PostgreSQL
+    # database is new, so nothing left in the store from an earlier run is reachable.
+    redis_client.Redis.from_url(OUR_REDIS).delete("idp:oidc:signing-keys:version")
     app = create_app(
         env="development",
         database_url=database_url,
@@ -441,6 +444,7 @@ def prepare_ours(database_url: str, origin: str) -> dict[str, Any]:
             grant_types=["authorization_code", "refresh_token"],
             secret=SECRET,
             actor="bench",
+            access_policy="open",  # the benchmark measures the protocol, not access rules
         )
         clients.register_service(
             CC_CLIENT,
@@ -538,6 +542,8 @@ def node_provider(args: argparse.Namespace) -> Iterator[Provider]:
         "OP_PORT": str(port),
         "OP_WORKERS": str(args.workers),
         "OP_REDIS_URL": NODE_REDIS,
+        # Never flush a database that is shared (the brief's Redis database 0, for instance).
+        "OP_REDIS_NO_FLUSH": "1" if NODE_REDIS == OUR_REDIS or NODE_REDIS.endswith("/0") else "0",
         "OP_CLIENT_ID": CODE_CLIENT,
         "OP_CLIENT_SECRET": SECRET,
         "OP_REDIRECT_URI": REDIRECT_URI,
@@ -685,6 +691,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
         # Fixed-request scenarios: a warm-up, then rounds alternating between the providers.
         for scenario in ("floor", "discovery", "jwks", "client_credentials", "userinfo"):
+            if scenario not in args.scenarios:
+                continue
             sides = {p.name: Side(p) for p in providers}
             results[scenario] = sides
             for provider in providers:
@@ -720,6 +728,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         # Code redemption, then refresh with the refresh tokens the redemption returned.
         code_sides = {p.name: Side(p) for p in providers}
         refresh_sides = {p.name: Side(p) for p in providers}
+        if not {"authorization_code", "refresh_token"} & set(args.scenarios):
+            return {
+                scenario: {name: summary(side) for name, side in sides.items()}
+                for scenario, sides in results.items()
+            }
         results["authorization_code"] = code_sides
         results["refresh_token"] = refresh_sides
         for provider in providers:
@@ -847,7 +860,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {title} | " + " | ".join(cells) + f" | {ratio_text} |")
     lines += ["", "Target: every grant at least 1.0x node-oidc-provider.", ""]
     for grant in GRANTS:
-        ratio = report["ratios"][grant]["rps_ratio"]
+        ratio = report["ratios"].get(grant, {}).get("rps_ratio")
         verdict = "not measured" if ratio is None else ("met" if ratio >= 1.0 else "NOT met")
         lines.append(f"- {grant}: {verdict}" + (f" ({ratio:.2f}x)" if ratio is not None else ""))
     notes = [
@@ -877,10 +890,20 @@ def main() -> None:
         "--codes", type=int, default=4000, help="at most this many codes per redemption round"
     )
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
+    # gthread, as config/gunicorn.conf.py: keep-alive (sync closes every connection).
+    parser.add_argument("--worker-class", default="gthread", choices=("sync", "gthread"))
     parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker")
     parser.add_argument("--output", default="token", help="bench/results/<output>.json|md")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(name for name, _ in SCENARIOS),
+        help="comma-separated subset to measure (quick comparisons); default: all",
+    )
     args = parser.parse_args()
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(args.scenarios) - {name for name, _ in SCENARIOS}
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
 
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     results = run_benchmark(args)

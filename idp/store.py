@@ -12,7 +12,7 @@ import logging
 
 import fakeredis
 import redis
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context, request
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +42,60 @@ def get_store() -> Store:
     """The current app's store."""
     store: Store = current_app.extensions["store"]
     return store
+
+
+#: Keys whose value says "this table changed" to a per-process cache (signing keys, services).
+_VERSION_KEYS: list[str] = []
+_ENVIRON_KEY = "idp.store_versions"
+
+
+def register_version_key(key: str) -> None:
+    """Declare a cache-version key, so :func:`read_version` fetches it with the others."""
+    if key not in _VERSION_KEYS:
+        _VERSION_KEYS.append(key)
+
+
+def read_version(key: str) -> str | None:
+    """The value of a cache-version key, or None if it is unset or the store is unreachable.
+
+    Within a request every registered version is read in one ``MGET``, once: a token request
+    consults both the key ring and the service cache, sometimes twice (issue 4: each store
+    round trip is about a tenth of a grant's CPU). A request is short, so a change made
+    during it is seen by the next one. Outside a request (the worker, the CLI), each call
+    reads the store afresh, because an app context there can live for hours.
+    """
+    register_version_key(key)
+    if not has_request_context():
+        return _decode(_get(key))
+    # Kept in the WSGI environ: strictly one request's, even where an app context (and so
+    # ``g``) outlives requests, as in tests that push one.
+    versions: dict[str, str | None] | None = request.environ.get(_ENVIRON_KEY)
+    if versions is None or key not in versions:
+        keys = list(_VERSION_KEYS)
+        try:
+            values = get_store().mget(keys)
+        except redis.RedisError:
+            values = [None] * len(keys)
+        versions = {k: _decode(v) for k, v in zip(keys, values, strict=True)}
+        request.environ[_ENVIRON_KEY] = versions
+    return versions[key]
+
+
+def forget_versions() -> None:
+    """Make the next :func:`read_version` in this request read the store again."""
+    if has_request_context():
+        request.environ.pop(_ENVIRON_KEY, None)
+
+
+def _get(key: str) -> bytes | str | None:
+    try:
+        value: bytes | str | None = get_store().get(key)
+    except redis.RedisError:
+        return None
+    return value
+
+
+def _decode(value: bytes | str | None) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -6,7 +6,8 @@
 // OP_WORKERS        worker processes (node:cluster; default 2, like our two gunicorn workers)
 // OP_REDIS_URL      shared store for every model (default redis://127.0.0.1:6379/14). With
 //                   more than one worker a shared store is required, exactly as ours uses
-//                   Redis; it is FLUSHED at start.
+//                   Redis; it is FLUSHED at start unless OP_REDIS_NO_FLUSH=1 (a database
+//                   shared with other work: every key the adapter writes is per-run anyway).
 // OP_CLIENT_ID, OP_CLIENT_SECRET, OP_REDIRECT_URI, OP_POST_LOGOUT_REDIRECT_URI: the one
 //                   confidential client (client_secret_basic).
 //
@@ -300,7 +301,7 @@ function generateKeys() {
 if (cluster.isPrimary) {
   const jwks = generateKeys();
   const redis = new Redis(REDIS_URL);
-  await redis.flushdb();
+  if (process.env.OP_REDIS_NO_FLUSH !== '1') await redis.flushdb();
   redis.disconnect();
   if (WORKERS <= 1) {
     await serve(jwks);

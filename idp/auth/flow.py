@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 
 from flask import abort, g, redirect, session, url_for
 from flask.typing import ResponseReturnValue
+from redis.client import Pipeline
 
 from idp.models import User
 from idp.services import users
-from idp.store import get_store
+from idp.store import Store, get_store
 
 PENDING_TTL_SECONDS = 900
 _KEY = "signin:{}"
@@ -54,6 +55,10 @@ class Step:
     name: str
     endpoint: str
     applies: Callable[[PendingSignIn, User], bool]
+    #: Optional: queue on a store pipeline the command ``applies`` would send, and return a
+    #: callback that receives its reply (or None to queue nothing). The sign-in POST sends
+    #: these with its own writes in one round trip (issue 3); see :func:`send_with_prefetch`.
+    prefetch: Callable[[PendingSignIn, User, Store], Callable[[Any], None] | None] | None = None
 
 
 _steps: list[Step] = []
@@ -79,11 +84,14 @@ def safe_return_to(target: str | None) -> str | None:
     return target
 
 
-def start(*, return_to: str | None = None, client_id: str | None = None) -> PendingSignIn:
+def start(
+    *, return_to: str | None = None, client_id: str | None = None, batch: Store | None = None
+) -> PendingSignIn:
+    """Begin a pending sign-in in this browser (saved on ``batch`` when given)."""
     pending = PendingSignIn(
         id=secrets.token_urlsafe(24), return_to=safe_return_to(return_to), client_id=client_id
     )
-    save(pending)
+    save(pending, batch=batch)
     return pending
 
 
@@ -114,19 +122,31 @@ def start_step_up(
     return pending
 
 
-def save(pending: PendingSignIn) -> None:
-    get_store().set(_KEY.format(pending.id), json.dumps(asdict(pending)), ex=PENDING_TTL_SECONDS)
-    session[_SESSION_FIELD] = pending.id
+def save(pending: PendingSignIn, *, batch: Store | None = None) -> None:
+    """Store ``pending`` (on ``batch``, a pipeline the caller executes, when given)."""
+    store = get_store() if batch is None else batch
+    store.set(_KEY.format(pending.id), json.dumps(asdict(pending)), ex=PENDING_TTL_SECONDS)
+    if session.get(_SESSION_FIELD) != pending.id:
+        session[_SESSION_FIELD] = pending.id  # an unchanged session is not re-signed
 
 
 def load() -> PendingSignIn | None:
+    key = pending_key()
+    return parse(get_store().get(key)) if key is not None else None
+
+
+def pending_key() -> str | None:
+    """The store key of this browser's pending sign-in, or None if it has not started one.
+
+    For callers that read it on a round trip they send anyway (the sign-in POST, issue 3).
+    """
     pending_id = session.get(_SESSION_FIELD)
-    if not isinstance(pending_id, str):
-        return None
-    raw = get_store().get(_KEY.format(pending_id))
-    if raw is None:
-        return None
-    return PendingSignIn(**json.loads(raw))
+    return _KEY.format(pending_id) if isinstance(pending_id, str) else None
+
+
+def parse(raw: bytes | str | None) -> PendingSignIn | None:
+    """A pending sign-in from the value stored at :func:`pending_key` (None if expired)."""
+    return PendingSignIn(**json.loads(raw)) if raw is not None else None
 
 
 def discard(pending: PendingSignIn | None = None) -> None:
@@ -150,6 +170,27 @@ def next_step(pending: PendingSignIn, user: User | None = None) -> Step | None:
     return None
 
 
+def send_with_prefetch(pending: PendingSignIn, user: User, batch: Pipeline) -> None:
+    """Queue the store reads of every step still to do, then execute ``batch``.
+
+    The caller has queued its writes (the pending sign-in, the throttle reset) on ``batch``;
+    the steps' questions ride the same round trip and their answers land in
+    :func:`request_cache`, where :func:`next_step` finds them (issue 3: 1.2x budget).
+    Call it after the last :func:`mark_done` of the request, which clears that cache.
+    """
+    callbacks: list[tuple[int, Callable[[Any], None]]] = []
+    for step in _steps:
+        if step.prefetch is None or step.name in pending.done:
+            continue
+        position = len(batch)
+        callback = step.prefetch(pending, user, batch)
+        if callback is not None:
+            callbacks.append((position, callback))
+    replies = batch.execute()
+    for position, callback in callbacks:
+        callback(replies[position])
+
+
 def request_cache() -> dict[str, Any]:
     """Facts steps look up to decide whether they apply, kept for one request only.
 
@@ -160,14 +201,31 @@ def request_cache() -> dict[str, Any]:
     return cache
 
 
-def mark_done(pending: PendingSignIn, step: str, *, amr: list[str] | None = None) -> None:
+def any_factor_key(user: User) -> str:
+    """The :func:`request_cache` key for "has this person a second factor?".
+
+    The MFA steps ask it; the sign-in POST already knows the answer from its account look-up
+    and stores it here after marking the password done (issue 3: one query fewer).
+    """
+    return f"mfa-any:{user.id}"
+
+
+def mark_done(
+    pending: PendingSignIn,
+    step: str,
+    *,
+    amr: list[str] | None = None,
+    batch: Store | None = None,
+) -> None:
+    """Record ``step`` as done and save; with ``batch``, the save waits for the caller's
+    ``batch.execute()`` (the sign-in POST shares one round trip between its writes)."""
     g.pop("signin_cache", None)
     if step not in pending.done:
         pending.done.append(step)
     for method in amr or []:
         if method not in pending.amr:
             pending.amr.append(method)
-    save(pending)
+    save(pending, batch=batch)
 
 
 def auth_step(name: str) -> Callable[[F], F]:

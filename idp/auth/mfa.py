@@ -8,7 +8,8 @@ step so nobody changes a password on the strength of the password alone:
   or passkey, authenticator app, recovery code; staff who have a key may use only that (K01).
   Pages: /sign-in/mfa (picks the best method), /app, /security-key, /recovery-code.
 - ``mfa_enrol`` (set up): applies when MFA is required here (staff, a ``require_mfa``
-  service, ``acr_values`` demanding it) and the person has no factor that counts, after a
+  service, ``acr_values`` demanding it) and the person has no factor that counts, when they
+  came by the set-up link emailed after a helpdesk MFA reset (:mod:`.mfa_reenrol`), after a
   recovery code was used (lost factor: NIST SP 800-63B-4 §4.2, re-enrol and get new codes),
   or when they chose "Set up now". It runs *after* ``mfa`` so that an existing factor is
   proved before a new one is bound (staff with only an app; recovery). New recovery codes
@@ -29,6 +30,7 @@ with a valid code or a WebAuthn registration.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import jsonify, redirect, render_template, request, url_for
@@ -69,12 +71,14 @@ from idp.services.mfa.factors import (
 )
 from idp.services.throttle import get_throttle
 from idp.services.transaction import transaction
-from idp.store import get_store
+from idp.store import Store, get_store
 from idp.web.forms import render_form
 
 STEP_MFA = "mfa"
 STEP_ENROL = "mfa_enrol"
 STEP_OFFER = "mfa_offer"
+#: ``pending.data`` key: the sub whose helpdesk MFA-reset link started this sign-in.
+REENROL = "mfa_reenrol"
 
 # One message for a wrong, expired or replayed code, on purpose: which it was would help a guesser.
 WRONG_CODE = "Enter the correct 6-digit code from your authenticator app"
@@ -152,7 +156,7 @@ def _factors(user: User) -> Factors:
 
 def _has_any(user: User) -> bool:
     cache = flow.request_cache()
-    key = f"mfa-any:{user.id}"
+    key = flow.any_factor_key(user)  # the sign-in POST fills this in from its account query
     if key not in cache:
         cache[key] = has_any_factor(user)
     found: bool = cache[key]
@@ -171,13 +175,43 @@ def _enrol_applies(pending: flow.PendingSignIn, user: User) -> bool:
     data = pending.data
     if data.get("enrolled") or data.get("recovered") or data.get("enrol_chosen"):
         return True
+    if data.get(REENROL) == user.sub:
+        return True  # arrived by the link emailed after a helpdesk MFA reset (D07)
     return required(pending, user) and not policy.satisfies_policy(user, _factors(user))
 
 
 def _offer_applies(pending: flow.PendingSignIn, user: User) -> bool:
     if pending.data.get("step_up") or _has_any(user) or required(pending, user):
         return False
-    return get_offer_schedule().due(user.sub)
+    cache = flow.request_cache()
+    key = _offer_key(user)
+    if key not in cache:  # not asked on the sign-in POST's round trip (_offer_prefetch)
+        cache[key] = get_offer_schedule().due(user.sub)
+    due: bool = cache[key]
+    return due
+
+
+def _offer_key(user: User) -> str:
+    return f"mfa-offer-due:{user.id}"
+
+
+def _offer_prefetch(
+    pending: flow.PendingSignIn, user: User, batch: Store
+) -> Callable[[Any], None] | None:
+    """Ask the offer schedule on the sign-in POST's final round trip (issue 3).
+
+    Asked only of those the offer could apply to, as :func:`_offer_applies` would ask it
+    (asking starts a person's interval, so nobody else gets a date).
+    """
+    if pending.data.get("step_up") or _has_any(user) or required(pending, user):
+        return None
+    now = get_offer_schedule().queue_due(batch, user.sub)
+    cache = flow.request_cache()
+
+    def answer(reply: Any) -> None:
+        cache[_offer_key(user)] = policy.OfferSchedule.due_from(now, reply)
+
+    return answer
 
 
 flow.register_step(
@@ -186,7 +220,9 @@ flow.register_step(
 flow.register_step(
     flow.Step(STEP_ENROL, "auth.mfa_enrol", applies=_enrol_applies), before="compromised_password"
 )
-flow.register_step(flow.Step(STEP_OFFER, "auth.mfa_offer", applies=_offer_applies))
+flow.register_step(
+    flow.Step(STEP_OFFER, "auth.mfa_offer", applies=_offer_applies, prefetch=_offer_prefetch)
+)
 
 
 # -- helpers -----------------------------------------------------------------------------

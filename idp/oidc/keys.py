@@ -72,7 +72,7 @@ from idp.services import crypto
 # Every algorithm we sign with, in order of preference (RS256 first: OIDC requires it). The
 # service registry owns the list, because it decides what a service may register.
 from idp.services.clients import SIGNING_ALGS as SIGNING_ALGS
-from idp.store import get_store
+from idp.store import forget_versions, get_store, read_version, register_version_key
 
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("idp.audit")
@@ -91,6 +91,7 @@ TOKEN_LIFETIME_FLOOR: Final = timedelta(hours=1)
 VERSION_KEY: Final = "idp:oidc:signing-keys:version"
 #: A key ring re-reads the table at least this often even if the version never changes.
 RECHECK_SECONDS: Final = 300.0
+register_version_key(VERSION_KEY)  # read with the others, once per request
 
 _KTY: Final = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
 # The only members a published key may carry (RFC 7517 §4, RFC 7518 §6.2.1/§6.3.1, RFC 8037 §2).
@@ -277,6 +278,7 @@ def _audit(session: Session, event: str, *, actor: str, kid: str, **details: Any
 
 def keys_changed() -> None:
     """Tell every process's key ring that the signing_keys table changed (call after commit)."""
+    forget_versions()
     try:
         get_store().set(VERSION_KEY, secrets.token_hex(16))
     except redis.RedisError:
@@ -671,13 +673,9 @@ class KeyRing:
 
 
 def _read_version() -> str | None:
-    try:
-        value = get_store().get(VERSION_KEY)
-    except redis.RedisError:
-        return None
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
+    # Read with the other cache versions, once per request (issue 4: one store round trip
+    # for the key ring and the service cache together, however often a request signs).
+    return read_version(VERSION_KEY)
 
 
 def _claim_version() -> str | None:

@@ -6,13 +6,17 @@ Access tokens (RFC 9068; security-requirements G07, L02):
   (RFC 9068 §2.2): ``iss``, ``sub`` (the user, or the client for client credentials),
   ``aud`` = the client_id, ``client_id``, ``exp`` (the service's ``access_token_lifetime``,
   600 s by default, never over 900), ``iat``, ``jti``, ``scope``, and for a user ``auth_time``,
-  ``acr``, ``amr`` (RFC 9068 §2.2.1). :func:`verify_access_token` checks one with our keys
-  and an explicit one-algorithm allow-list (never ``none``, never HS*, never a key from the
+  ``acr``, ``amr`` (RFC 9068 §2.2.1) and ``sid``. :func:`verify_access_token` checks one with
+  our keys and an explicit one-algorithm allow-list (never ``none``, never HS*, never a key from the
   header), then ``typ``, ``iss``, ``exp`` and the revocation list. A token over
   :data:`MAX_TOKEN_LENGTH` is refused before any JOSE parsing (CVE-2025-61920).
 
 The revocation list (G02, RFC 7009 §2.2): a Redis key per revoked ``jti`` that lives until the
-token would have expired anyway (plus a minute of leeway).
+token would have expired anyway (plus a minute of leeway). Ending an SSO session (sign-out,
+RP-initiated or back-channel logout, "sign out everywhere", expiry, password change) sets one
+key per ended ``sid`` for as long as an access token can live, and a token whose ``sid`` is
+there is refused too: the same ``EXISTS`` checks both, so this costs no grant and no check a
+round trip (issue 4; a ``sid`` -> ``jti`` index would have cost a write per grant).
 
 ID tokens (OpenID Connect Core 1.0 §2, §3.1.3.6, §3.1.3.7, §12.2; H01-H03):
   ``iss``, ``sub``, ``aud`` (the client_id), ``exp`` (the service's ``id_token_lifetime``),
@@ -51,7 +55,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -59,7 +63,7 @@ from typing import Any, Final
 from authlib.oidc.core.util import create_half_hash
 from flask import Flask, current_app
 from joserfc.errors import JoseError
-from sqlalchemy import exists, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.engine import CursorResult
 
 from idp.config import Settings
@@ -96,6 +100,12 @@ REVOKE_ALL_REASONS: Final = frozenset(
 )
 
 _REVOKED_KEY: Final = "oidc:at-revoked:{}"
+#: Set when an SSO session ends (sign-out, logout, "sign out everywhere", expiry, password
+#: change): every access token issued in it stops working at UserInfo and introspection.
+_SID_ENDED_KEY: Final = "oidc:sid-ended:{}"
+#: How long an ended session is remembered: longer than any access token lives (G07: at most
+#: 15 minutes; the registry refuses more), plus the revocation leeway.
+SID_ENDED_SECONDS: Final = 15 * 60 + REVOCATION_LEEWAY_SECONDS
 
 
 class InvalidAccessToken(Exception):
@@ -167,6 +177,9 @@ def mint_access_token(
         "scope": scope,
     }
     if authn is not None:
+        if authn.sid:
+            # The SSO session it was issued in, so ending the session ends the token too.
+            claims["sid"] = authn.sid
         if authn.auth_time is not None:
             claims["auth_time"] = authn.auth_time
         if authn.acr:
@@ -206,7 +219,10 @@ def verify_access_token(
         raise InvalidAccessToken("The access token is not valid.")
     if not allow_expired and exp <= (now if now is not None else _now()):
         raise InvalidAccessToken("The access token has expired.")
-    if check_revoked and is_access_token_revoked(claims["jti"]):
+    sid = claims.get("sid")
+    if sid is not None and not isinstance(sid, str):
+        raise InvalidAccessToken("The access token is not valid.")
+    if check_revoked and is_access_token_revoked(claims["jti"], sid=sid):
         raise InvalidAccessToken("The access token has been revoked.")
     return claims
 
@@ -218,8 +234,26 @@ def revoke_access_token(jti: str, expires_at: int, *, now: int | None = None) ->
         get_store().set(_REVOKED_KEY.format(jti), b"1", ex=ttl)
 
 
-def is_access_token_revoked(jti: str) -> bool:
-    return bool(get_store().exists(_REVOKED_KEY.format(jti)))
+def is_access_token_revoked(jti: str, *, sid: str | None = None) -> bool:
+    """Revoked itself (RFC 7009), or issued in an SSO session that has ended since.
+
+    One ``EXISTS`` over both keys: the session check costs no extra round trip. (An index
+    from each session to its tokens' ``jti`` would cost a write on every grant instead.)
+    """
+    keys = [_REVOKED_KEY.format(jti)]
+    if sid:
+        keys.append(_SID_ENDED_KEY.format(sid))
+    return bool(get_store().exists(*keys))
+
+
+def end_sessions_tokens(sids: Iterable[str]) -> None:
+    """Every access token issued in these SSO sessions stops working (logout, sign-out)."""
+    store = get_store()
+    batch = store.pipeline(transaction=False)
+    for sid in sids:
+        if sid:
+            batch.set(_SID_ENDED_KEY.format(sid), b"1", ex=SID_ENDED_SECONDS)
+    batch.execute()
 
 
 # -- ID tokens -----------------------------------------------------------------------------
@@ -342,33 +376,44 @@ def find_refresh_token(token: str) -> FoundRefreshToken | None:
     """The stored row for ``token``, and whether any token of its family was revoked."""
     if not token or len(token) > MAX_REFRESH_TOKEN_LENGTH:
         return None
-    family = RefreshToken.__table__.alias("family")
-    revoked = exists().where(
-        family.c.family_id == RefreshToken.family_id, family.c.revoked_at.is_not(None)
-    )
-    found = db.session.execute(
-        select(RefreshToken, revoked.label("family_revoked")).where(
-            RefreshToken.token_hash == token_hash(token)
-        )
-    ).first()
+    found = db.session.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash(token)}).first()
     if found is None:
         return None
     return FoundRefreshToken(found[0], bool(found[1]))
 
 
+def _find_refresh_token_statement() -> Any:
+    """Built once: building it (an alias and its column collection) cost more CPU than the
+    query itself, on every refresh grant (issue 4)."""
+    family = RefreshToken.__table__.alias("family")
+    revoked = exists().where(
+        family.c.family_id == RefreshToken.family_id, family.c.revoked_at.is_not(None)
+    )
+    return select(RefreshToken, revoked.label("family_revoked")).where(
+        RefreshToken.token_hash == bindparam("token_hash")
+    )
+
+
+_FIND_REFRESH_TOKEN: Final = _find_refresh_token_statement()
+
+
 def claim_refresh_token(row: RefreshToken, now: datetime | None = None) -> bool:
     """Mark ``row`` used, atomically: True for exactly one caller; False means reuse (G05)."""
-    result = db.session.execute(
-        update(RefreshToken)
-        .where(
-            RefreshToken.id == row.id,
-            RefreshToken.used_at.is_(None),
-            RefreshToken.revoked_at.is_(None),
-        )
-        .values(used_at=now or utcnow())
-        .execution_options(synchronize_session=False)
-    )
+    result = db.session.execute(_CLAIM_REFRESH_TOKEN, {"row_id": row.id, "now": now or utcnow()})
     return _rowcount(result) == 1
+
+
+# Built once, like _FIND_REFRESH_TOKEN: every refresh grant runs it.
+_CLAIM_REFRESH_TOKEN: Final = (
+    update(RefreshToken)
+    .where(
+        RefreshToken.id == bindparam("row_id"),
+        RefreshToken.used_at.is_(None),
+        RefreshToken.revoked_at.is_(None),
+    )
+    .values(used_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
 
 
 def revoke_family(family_id: str, now: datetime | None = None) -> int:
@@ -413,7 +458,9 @@ def _rowcount(result: Any) -> int:
 
 
 def _on_sessions_ended(sender: str, **kwargs: Any) -> None:
-    """C06/E06: when every session of a user ends for these reasons, so do its refresh tokens."""
+    """Access tokens issued in an ended session stop working, whatever the reason; and C06/E06:
+    when every session of a user ends for these reasons, so do its refresh tokens."""
+    end_sessions_tokens(s.sid for s in kwargs.get("sessions") or ())
     if kwargs.get("reason") not in REVOKE_ALL_REASONS:
         return
     user = users.find_by_sub(sender)

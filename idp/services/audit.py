@@ -11,12 +11,16 @@ import logging
 from typing import Any
 
 from flask import g, has_request_context, request
+from sqlalchemy import insert
 
 from idp.extensions import db
 from idp.logging import AUDIT
 from idp.models.audit import AuditEvent
+from idp.models.base import utcnow
 
 log = logging.getLogger("idp.audit")
+#: One statement object, so SQLAlchemy compiles it once (see :func:`record_routine`).
+_INSERT = insert(AuditEvent.__table__)  # type: ignore[arg-type]  # Core: no ORM layer at all
 
 SUCCESS = "success"
 FAILURE = "failure"
@@ -95,3 +99,65 @@ def record(
         },
     )
     return row
+
+
+def record_routine(
+    event: str,
+    *,
+    actor: str | None,
+    target: str | None = None,
+    outcome: str = SUCCESS,
+    target_type: str | None = None,
+    reason: str | None = None,
+    **details: Any,
+) -> None:
+    """:func:`record` for high-volume routine events (a token issued), without the ORM.
+
+    The same row, in the same transaction, through one Core ``INSERT``: no unit-of-work flush
+    and no row object to track, about a fifth of the CPU (issue 4: token endpoint throughput).
+    Use it where nothing needs the row back.
+    """
+    bad = _FORBIDDEN_KEYS.intersection(k.lower() for k in details)
+    if bad:
+        raise ValueError(f"audit details must not carry secrets: {sorted(bad)}")
+    ip = user_agent = request_id = None
+    if has_request_context():
+        ip = request.remote_addr
+        user_agent = (request.user_agent.string or "")[:512] or None
+        request_id = g.get("request_id")
+    db.session.execute(
+        _INSERT,
+        {
+            "occurred_at": utcnow(),
+            "event": event,
+            "outcome": outcome,
+            "actor_id": actor,
+            "target_type": target_type,
+            "target_id": target,
+            "reason": reason,
+            "ip": ip,
+            "user_agent": user_agent,
+            "request_id": request_id,
+            "details": details,
+        },
+    )
+    if log.isEnabledFor(AUDIT):
+        log.log(
+            AUDIT,
+            "%s %s actor=%s target=%s",
+            event,
+            outcome,
+            actor,
+            target,
+            extra={
+                "audit": {
+                    "event": event,
+                    "outcome": outcome,
+                    "actor": actor,
+                    "target": target,
+                    "target_type": target_type,
+                    "reason": reason,
+                    "details": details,
+                }
+            },
+        )

@@ -15,6 +15,10 @@ Checklist items (``../shared/reference/security-requirements.md`` §E) and how t
   clock inside the Lua script; Redis key TTLs (the smaller of the idle time and the remaining
   absolute lifetime) only collect garbage. The absolute lifetime runs from ``auth_time``, the
   last (re)authentication (NIST SP 800-63B-4 §2.2.3, §5.2).
+- **K01** (helpdesk staff get shorter timeouts): a session may carry its own, shorter limits
+  (``idle_limit``/``absolute_limit``, written when a staff member signs in with
+  ``staff=True``). Every check, in Python and in the Lua scripts, uses the smaller of the
+  store's limits and the session's own, so a per-session limit can only ever shorten a session.
 - **E06** (users list and end their own sessions; helpdesk ends all): a per-user index (a Redis
   hash of session-key digest to ``sid``) backs :meth:`list_for_user`, :meth:`end_by_sid` and
   :meth:`end_all_for_user`. Stale index entries are removed lazily when the index is read.
@@ -25,6 +29,7 @@ can read and update without a JSON library. A Redis hash would switch to its muc
 ``hashtable`` encoding as soon as one value (a user agent) exceeded 64 bytes.
 
     sso:s:<digest>  ->  "1" sid sub auth_time amr acr created_at last_seen services ip user_agent
+                        [idle_limit absolute_limit]   (staff sessions only, K01)
     sso:u:<sub>     ->  hash {<digest>: <sid>}      (the user's sessions)
 
 ``<digest>`` is the unpadded base64url SHA-256 of the cookie value (43 characters: shorter than
@@ -89,13 +94,26 @@ class SsoSession:
     services: list[str] = field(default_factory=list)
     ip: str | None = None
     user_agent: str | None = None
+    #: The session's own, shorter limits (helpdesk staff, K01); None: the store's limits.
+    idle_limit: int | None = None
+    absolute_limit: int | None = None
+
+    def limits(self, idle: int, absolute: int) -> tuple[int, int]:
+        """The limits that apply: the store's, shortened by the session's own if it has any."""
+        if self.idle_limit is not None:
+            idle = min(idle, self.idle_limit)
+        if self.absolute_limit is not None:
+            absolute = min(absolute, self.absolute_limit)
+        return idle, absolute
 
     def is_expired(self, now: float, idle: int, absolute: int) -> bool:
         """E04: idle since ``last_seen``, or older than ``absolute`` since ``auth_time``."""
+        idle, absolute = self.limits(idle, absolute)
         return now - self.last_seen >= idle or now - self.auth_time >= absolute
 
     def expires_at(self, idle: int, absolute: int) -> int:
         """When the session ends if there is no further activity (for the account page)."""
+        idle, absolute = self.limits(idle, absolute)
         return min(self.last_seen + idle, self.auth_time + absolute)
 
 
@@ -132,6 +150,8 @@ def _encode(s: SsoSession) -> str:
         s.ip or "",
         s.user_agent or "",
     ]
+    if s.idle_limit is not None and s.absolute_limit is not None:
+        fields += [str(s.idle_limit), str(s.absolute_limit)]
     return SEPARATOR.join(fields)
 
 
@@ -140,9 +160,12 @@ def _decode(raw: bytes | str | None) -> SsoSession | None:
         return None
     text = raw.decode() if isinstance(raw, bytes) else raw
     parts = text.split(SEPARATOR)
-    if len(parts) != 11 or parts[0] != RECORD_VERSION:
+    if len(parts) not in (11, 13) or parts[0] != RECORD_VERSION:
         return None  # an unknown record version is treated as no session: sign in again
-    _, sid, sub, auth_time, amr, acr, created, last_seen, services, ip, user_agent = parts
+    _, sid, sub, auth_time, amr, acr, created, last_seen, services, ip, user_agent = parts[:11]
+    idle_limit, absolute_limit = (
+        (int(parts[11]), int(parts[12])) if len(parts) == 13 else (None, None)
+    )
     return SsoSession(
         sid=sid,
         sub=sub,
@@ -154,12 +177,15 @@ def _decode(raw: bytes | str | None) -> SsoSession | None:
         services=services.split(),
         ip=ip or None,
         user_agent=user_agent or None,
+        idle_limit=idle_limit,
+        absolute_limit=absolute_limit,
     )
 
 
 # -- the scripts -------------------------------------------------------------------------
 # Field positions (1-based, as Lua sees them): 2 sid, 3 sub, 4 auth_time, 5 amr, 6 acr,
-# 7 created_at, 8 last_seen, 9 services. Times are whole seconds from the injected clock.
+# 7 created_at, 8 last_seen, 9 services, and for staff sessions 12 idle and 13 absolute
+# limits (K01), which shorten the store's. Times are whole seconds from the injected clock.
 
 _LUA_COMMON = """
 local GRACE = @GRACE@
@@ -172,10 +198,18 @@ local function split(s)
     i = j + 1
   end
 end
+local function limits(f, idle, absolute)
+  if f[13] then
+    return math.min(idle, tonumber(f[12])), math.min(absolute, tonumber(f[13]))
+  end
+  return idle, absolute
+end
 local function expired(f, now, idle, absolute)
+  idle, absolute = limits(f, idle, absolute)
   return now - tonumber(f[8]) >= idle or now - tonumber(f[4]) >= absolute
 end
 local function expires_at(f, idle, absolute)
+  idle, absolute = limits(f, idle, absolute)
   return math.min(tonumber(f[8]) + idle, tonumber(f[4]) + absolute)
 end
 local function ttl(f, now, idle, absolute)
@@ -225,7 +259,9 @@ return raw
 
 # Move a session to a new cookie value (E01), optionally recording a reauthentication.
 # KEYS: old session, new session, user index, expiry index. ARGV: now, idle, absolute, sub,
-# old digest, new digest, reauth ("1"/"0"), amr, acr. Returns the new record, or nil. An
+# old digest, new digest, reauth ("1"/"0"), amr, acr, and optionally the staff idle and
+# absolute limits to record (K01: set on reauthentication, never removed). Returns the new
+# record, or nil. An
 # expired session is not moved and not deleted: the worker's sweep announces it (I04).
 _MOVE = (
     _LUA_COMMON
@@ -243,6 +279,15 @@ if ARGV[7] == "1" then
   f[4] = ARGV[1]
   f[5] = ARGV[8]
   f[6] = ARGV[9]
+  if ARGV[11] and ARGV[11] ~= "" then
+    if f[13] then
+      f[12] = tostring(math.min(tonumber(f[12]), tonumber(ARGV[10])))
+      f[13] = tostring(math.min(tonumber(f[13]), tonumber(ARGV[11])))
+    else
+      f[12] = ARGV[10]
+      f[13] = ARGV[11]
+    end
+  end
 end
 f[8] = ARGV[1]
 raw = table.concat(f, "\\31")
@@ -351,12 +396,17 @@ class SsoSessions:
         absolute_seconds: int,
         clock: Clock = time.time,
         touch_every_seconds: int | None = None,
+        staff_idle_seconds: int | None = None,
+        staff_absolute_seconds: int | None = None,
     ) -> None:
         if idle_seconds <= 0 or absolute_seconds <= 0:
             raise ValueError("session lifetimes must be positive")
         self.store = store
         self.idle = idle_seconds
         self.absolute = absolute_seconds
+        # K01: helpdesk staff's limits, never longer than everyone else's.
+        self.staff_idle = min(idle_seconds, staff_idle_seconds or idle_seconds)
+        self.staff_absolute = min(absolute_seconds, staff_absolute_seconds or absolute_seconds)
         self.clock = clock
         # Throttle last_seen writes: at most one per minute per session (or a tenth of the idle
         # time, if shorter). A session may therefore idle out up to that much early; never late.
@@ -401,9 +451,12 @@ class SsoSessions:
         acr: str | None = None,
         ip: str | None = None,
         user_agent: str | None = None,
+        staff: bool = False,
     ) -> tuple[str, SsoSession]:
         """Start a session after a successful authentication (E01, E02).
 
+        ``staff=True`` (a person with a helpdesk role) records the shorter staff limits in the
+        session itself (K01), so they hold whatever the person's role later becomes.
         Returns the cookie value (give it to the browser; it is stored nowhere) and the session.
         """
         now = self._now()
@@ -418,6 +471,8 @@ class SsoSessions:
             services=[],
             ip=_text(ip, IP_MAX) or None,
             user_agent=_text(user_agent, USER_AGENT_MAX) or None,
+            idle_limit=self.staff_idle if staff else None,
+            absolute_limit=self.staff_absolute if staff else None,
         )
         cookie_value = secrets.token_urlsafe(32)
         digest = _digest(cookie_value)
@@ -425,7 +480,7 @@ class SsoSessions:
         with self.store.pipeline(transaction=True) as pipe:
             pipe.hset(index, digest, session.sid)
             pipe.expire(index, self.absolute)
-            lifetime = min(self.idle, self.absolute)
+            lifetime = min(session.limits(self.idle, self.absolute))
             pipe.set(self._key(digest), _encode(session), ex=lifetime + EXPIRED_GRACE_SECONDS)
             pipe.zadd(EXPIRY_INDEX, {digest: now + lifetime})
             pipe.hlen(index)
@@ -499,7 +554,12 @@ class SsoSessions:
         return new_value
 
     def reauthenticate(
-        self, cookie_value: str, amr: Sequence[str], acr: str | None = None
+        self,
+        cookie_value: str,
+        amr: Sequence[str],
+        acr: str | None = None,
+        *,
+        staff: bool = False,
     ) -> tuple[str, SsoSession]:
         """Record a fresh authentication (prompt=login, max_age, step-up).
 
@@ -507,12 +567,17 @@ class SsoSessions:
         has now satisfied, e.g. ``["pwd", "otp"]`` after a TOTP step-up). Both timers restart
         (E04), and the cookie value changes (E01: a new session id at every reauthentication),
         so this returns the new cookie value as well as the session. ``sid`` is unchanged.
+        ``staff=True`` records the staff limits (K01), as :meth:`create` does.
         """
         amr_values = [_token(m, "amr value") for m in amr]
-        return self._move_to_new_value(cookie_value, (amr_values, acr))
+        return self._move_to_new_value(cookie_value, (amr_values, acr), staff=staff)
 
     def _move_to_new_value(
-        self, cookie_value: str, reauth: tuple[list[str], str | None] | None
+        self,
+        cookie_value: str,
+        reauth: tuple[list[str], str | None] | None,
+        *,
+        staff: bool = False,
     ) -> tuple[str, SsoSession]:
         old_digest = _digest(cookie_value)
         current = _decode(self.store.get(self._key(old_digest)))
@@ -538,6 +603,8 @@ class SsoSessions:
                 "1" if reauth is not None else "0",
                 " ".join(amr),
                 _token(acr, "acr") if acr else "",
+                self.staff_idle if staff else "",
+                self.staff_absolute if staff else "",
             ],
         )
         session = _decode(raw)
@@ -658,6 +725,8 @@ def init_app(app: Flask, settings: Settings) -> None:
         app.extensions["store"],
         idle_seconds=settings.session_idle_seconds,
         absolute_seconds=settings.session_absolute_seconds,
+        staff_idle_seconds=settings.helpdesk_session_idle_seconds,
+        staff_absolute_seconds=settings.helpdesk_session_absolute_seconds,
     )
 
 

@@ -235,6 +235,35 @@ return {0, 0, 0, s.n}
 """
 )
 
+# The same, behind a sliding-window rate limit (sign-in: per IP, then per account) in one
+# round trip. Extra KEYS[2]: the limit's sorted set; extra ARGV 10-13: as _HIT's ARGV 1-4.
+# A refused limit returns verdict 4 and touches neither key further, so it costs the account
+# nothing; otherwise the limit's hit is counted, then the account is checked exactly as _CHECK.
+_CHECK_AFTER_LIMIT = (
+    _LUA_COMMON
+    + """
+local rkey, rnow = KEYS[2], tonumber(ARGV[10])
+local rlimit, rwindow = tonumber(ARGV[11]), tonumber(ARGV[12])
+-- KEYS[3], when given, is only read (GET) and returned last: it rides this round trip.
+local extra = false
+if #KEYS >= 3 then extra = redis.call("GET", KEYS[3]) end
+redis.call("ZREMRANGEBYSCORE", rkey, "-inf", string.format("%d", rnow - rwindow))
+local hits = redis.call("ZCARD", rkey)
+if hits >= rlimit then
+  local oldest = redis.call("ZRANGE", rkey, 0, 0, "WITHSCORES")
+  return {4, tonumber(oldest[2]) + rwindow - rnow, 0, hits, extra}
+end
+redis.call("ZADD", rkey, ARGV[10], ARGV[13])
+redis.call("PEXPIRE", rkey, ARGV[12])
+local v, wait = verdict()
+if v ~= 0 then return {v, wait, 0, s.n, extra} end
+count()
+s.p = s.p + 1
+save()
+return {0, 0, 0, s.n, extra}
+"""
+)
+
 # After a wrong credential: confirm the counted attempt (or count it, if check was skipped).
 _FAILURE = (
     _LUA_COMMON
@@ -271,7 +300,13 @@ redis.call("PEXPIRE", key, ARGV[3])
 return {1, 0, hits + 1}
 """
 
-_VERDICTS = (Outcome.ALLOWED, Outcome.DELAYED, Outcome.LOCKED, Outcome.LOCKED_UNTIL_UNLOCKED)
+_VERDICTS = (
+    Outcome.ALLOWED,
+    Outcome.DELAYED,
+    Outcome.LOCKED,
+    Outcome.LOCKED_UNTIL_UNLOCKED,
+    Outcome.LIMITED,
+)
 
 
 class Throttle:
@@ -313,6 +348,7 @@ class Throttle:
         self.hard_limit = hard_limit
         self.forget_after_seconds = max(forget_after_seconds, window_seconds, max_delay_seconds)
         self._check = store.register_script(_CHECK)
+        self._check_after_limit = store.register_script(_CHECK_AFTER_LIMIT)
         self._failure = store.register_script(_FAILURE)
 
     def _now_ms(self) -> int:
@@ -322,12 +358,38 @@ class Throttle:
     def _key(account_key: str) -> str:
         return THROTTLE_PREFIX + account_key
 
-    def _run(self, script: Any, account_key: str, kind: str) -> Decision:
-        verdict, wait_ms, newly, count = script(
-            keys=[self._key(account_key)],
+    def _run(
+        self,
+        script: Any,
+        account_key: str,
+        kind: str,
+        *,
+        now: int | None = None,
+        extra_keys: tuple[str, ...] = (),
+        extra_args: tuple[object, ...] = (),
+    ) -> Decision:
+        decision, _ = self._run_reading(
+            script, account_key, kind, now=now, extra_keys=extra_keys, extra_args=extra_args
+        )
+        return decision
+
+    def _run_reading(
+        self,
+        script: Any,
+        account_key: str,
+        kind: str,
+        *,
+        now: int | None = None,
+        extra_keys: tuple[str, ...] = (),
+        extra_args: tuple[object, ...] = (),
+    ) -> tuple[Decision, Any]:
+        """:meth:`_run`, also returning the script's optional fifth reply (None if absent)."""
+        now = self._now_ms() if now is None else now
+        verdict, wait_ms, newly, count, *rest = script(
+            keys=[self._key(account_key), *extra_keys],
             args=[
                 _kind(kind),
-                self._now_ms(),
+                now,
                 self.max_failures,
                 self.window_seconds * 1000,
                 self.free_attempts,
@@ -335,14 +397,16 @@ class Throttle:
                 self.max_delay_seconds * 1000,
                 self.hard_limit,
                 self.forget_after_seconds,
+                *extra_args,
             ],
         )
-        return Decision(
+        decision = Decision(
             outcome=_VERDICTS[int(verdict)],
             retry_after=_seconds(wait_ms),
             newly_locked=bool(newly),
             count=int(count),
         )
+        return decision, (rest[0] if rest else None)
 
     def check(self, account_key: str, kind: str) -> Decision:
         """Call before evaluating a credential; evaluate it only if ``allowed`` (B01, B03).
@@ -352,6 +416,51 @@ class Throttle:
         """
         return self._run(self._check, account_key, kind)
 
+    def check_after_limit(
+        self, account_key: str, kind: str, *, limit_key: str, limit: int, window_seconds: int
+    ) -> Decision:
+        """:meth:`RateLimiter.hit` on ``limit_key``, then :meth:`check`, in one round trip.
+
+        The sign-in POST's first store call (issue 3: every round trip counts against the
+        1.2x argon2 budget). Both steps run in one Lua script, so this is as atomic as the two
+        calls it replaces (B03). When the limit refuses, the outcome is ``LIMITED`` and the
+        account's counter is untouched, exactly as if :meth:`check` had never been called.
+        """
+        decision, _ = self.check_after_limit_reading(
+            account_key, kind, limit_key=limit_key, limit=limit, window_seconds=window_seconds
+        )
+        return decision
+
+    def check_after_limit_reading(
+        self,
+        account_key: str,
+        kind: str,
+        *,
+        limit_key: str,
+        limit: int,
+        window_seconds: int,
+        read_key: str | None = None,
+    ) -> tuple[Decision, bytes | None]:
+        """:meth:`check_after_limit`, also returning the value at ``read_key`` (a plain GET).
+
+        The sign-in POST reads its pending sign-in in the same round trip (issue 3). The read
+        happens whatever the verdict, so the reply's shape and timing say nothing (B05).
+        """
+        if not limit_key:
+            raise ValueError("a rate-limit key is required: never skip the limit (B06)")
+        if limit < 1 or window_seconds < 1:
+            raise ValueError("limit and window must be positive")
+        now = self._now_ms()
+        decision, value = self._run_reading(
+            self._check_after_limit,
+            account_key,
+            kind,
+            now=now,
+            extra_keys=(RATE_PREFIX + limit_key,) + ((read_key,) if read_key else ()),
+            extra_args=(now, limit, window_seconds * 1000, f"{now}:{secrets.token_hex(6)}"),
+        )
+        return decision, value
+
     def record_failure(self, account_key: str, kind: str) -> Decision:
         """The credential was wrong. Returns what the next attempt will meet.
 
@@ -359,10 +468,16 @@ class Throttle:
         """
         return self._run(self._failure, account_key, kind)
 
-    def record_success(self, account_key: str, kind: str) -> None:
-        """The credential was right: forget this kind's failures, and only this kind's."""
+    def record_success(self, account_key: str, kind: str, *, batch: Store | None = None) -> None:
+        """The credential was right: forget this kind's failures, and only this kind's.
+
+        With ``batch`` (a pipeline the caller executes), the write is queued there, so it can
+        share a round trip with the caller's own writes. Until it runs, the attempt stays
+        counted as a failure: a delay errs towards refusing, never towards allowing (B03).
+        """
         kind = _kind(kind)
-        self.store.hdel(self._key(account_key), *(f"{kind}:{name}" for name in _FIELDS))
+        store = self.store if batch is None else batch
+        store.hdel(self._key(account_key), *(f"{kind}:{name}" for name in _FIELDS))
 
     def unlock(self, account_key: str) -> bool:
         """Clear every kind's counter and lock (password reset, helpdesk; B07).

@@ -31,6 +31,7 @@ from idp.services.sso_sessions import (
     get_sso_sessions,
 )
 from idp.store import get_store
+from tests.clock import Clock
 from tests.logout.conftest import Browser
 
 
@@ -150,14 +151,6 @@ needs_store_support = pytest.mark.skipif(
     reason="idp.services.sso_sessions does not index session expiry yet (docs/logout.md)",
 )
 IDLE, ABSOLUTE = 3600, 43200
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_750_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -116,6 +116,20 @@ def test_client_credentials_issues_an_access_token_about_the_client(machine):
     assert introspect(machine, body["access_token"])["active"] is True
 
 
+def test_each_client_credentials_grant_is_audited_about_the_service(machine):
+    # Issue 4 keeps trimming this grant's work; its audit row must stay, one per grant.
+    for _ in range(2):
+        assert machine.post("/token", {"grant_type": "client_credentials"}).status_code == 200
+    rows = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.event == "oidc.token_issued")
+    ).all()
+    assert len(rows) == 2
+    assert {(r.actor_id, r.target_id, r.target_type) for r in rows} == {
+        (machine.client_id, machine.client_id, "service")
+    }
+    assert rows[0].details["grant_type"] == "client_credentials"
+
+
 def test_client_credentials_cannot_have_user_scopes(machine):
     response = machine.post("/token", {"grant_type": "client_credentials", "scope": "openid"})
     assert response.get_json()["error"] == "invalid_scope"

@@ -14,7 +14,7 @@ granted access to a service that requires MFA (they would be made to enrol again
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -100,11 +100,26 @@ class OfferSchedule:
     def due(self, sub: str) -> bool:
         """Whether to offer now. The first call for a person starts their interval."""
         now = self.clock()
-        key = self._key(sub)
-        if self.store.set(key, int(now + self.interval), ex=365 * DAY, nx=True):
-            return False
-        raw = self.store.get(key)
-        return raw is not None and now >= int(raw)
+        return self.due_from(now, self._set_first_date(self.store, sub, now))
+
+    def queue_due(self, batch: Store, sub: str) -> float:
+        """Queue :meth:`due`'s one command on ``batch`` (a pipeline the caller executes).
+
+        Returns the moment to pass to :meth:`due_from` with that command's reply.
+        """
+        now = self.clock()
+        self._set_first_date(batch, sub, now)
+        return now
+
+    @staticmethod
+    def due_from(now: float, reply: bytes | str | None) -> bool:
+        """The answer of :meth:`due`, from its command's reply (None: this was the first ask)."""
+        return reply is not None and now >= int(reply)
+
+    def _set_first_date(self, store: Store, sub: str, now: float) -> Any:
+        # One round trip (SET NX GET, Redis 7): sets the date if there was none and returns
+        # the previous one.
+        return store.set(self._key(sub), int(now + self.interval), ex=365 * DAY, nx=True, get=True)
 
     def postpone(self, sub: str, *, until: float | None = None) -> None:
         """ "Not now": ask again after the interval (or at ``until``)."""
