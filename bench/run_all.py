@@ -40,6 +40,11 @@ def main() -> int:
     python = sys.executable
     runs: list[tuple[str, list[str], dict[str, str]]] = [
         ("GIAS import (50,000 rows)", [python, "-m", "bench.bench_import"], {}),
+        (
+            "Authentix staff import (100,000 rows, PostgreSQL)",
+            [python, "-m", "bench.bench_authentix_import"],
+            {},
+        ),
         ("sign-in vs argon2id (embedded)", [python, "-m", "bench.bench_sign_in"], {}),
         (
             "sign-in vs argon2id (PostgreSQL + Redis)",
@@ -50,6 +55,38 @@ def main() -> int:
             },
         ),
         ("SSO session memory in Redis", [python, "bench/bench_session_memory.py"], {}),
+        (
+            "sign-in + choose organisation (20) vs plain sign-in (embedded)",
+            [python, "-m", "bench.bench_choose_organisation"],
+            {},
+        ),
+        (
+            "sign-in + choose organisation (20) vs plain sign-in (PostgreSQL + Redis)",
+            [python, "-m", "bench.bench_choose_organisation"],
+            {
+                "IDP_BENCH_DATABASE_URL": fresh_database("idp_bench_choose_org"),
+                "IDP_BENCH_REDIS_URL": "redis://127.0.0.1:6379/11",
+            },
+        ),
+        (
+            "approver people page, 300 staff (embedded)",
+            [python, "-m", "bench.bench_staff_list"],
+            {},
+        ),
+        (
+            "approver people page, 300 staff (PostgreSQL + Redis)",
+            [python, "-m", "bench.bench_staff_list"],
+            {
+                "IDP_BENCH_DATABASE_URL": fresh_database("idp_bench_staff_list"),
+                "IDP_BENCH_REDIS_URL": "redis://127.0.0.1:6379/15",
+            },
+        ),
+        (
+            # Loads 1,000,000 people into its own database once, then reuses it (--rebuild).
+            "helpdesk search, 1,000,000 people (PostgreSQL)",
+            [python, "-m", "bench.bench_helpdesk_search"],
+            {},
+        ),
     ]
     if (ROOT / "bench" / "bench_token.py").exists():
         runs.append(

@@ -10,7 +10,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, PrefixLoader
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from idp import store
+from idp import pool, store
 from idp.config import Settings, load_settings
 from idp.extensions import csrf, db, migrate
 from idp.logging import setup_logging
@@ -96,12 +96,18 @@ def setup_database(app: Flask, settings: Settings) -> None:
             "IDP_DATABASE_URL is not set: using SQLite at %s (one machine only)", url
         )
     app.config["SQLALCHEMY_DATABASE_URI"] = url
+    postgres = url.startswith("postgresql")
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = (
-        {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
-        if url.startswith("postgresql")
+        # No pool_pre_ping: it costs a round trip per request. idp.pool pings only idle
+        # connections, which keeps a PostgreSQL restart harmless (DESIGN.md §9, issue 3).
+        {"pool_size": 10, "max_overflow": 10, "pool_recycle": pool.RECYCLE_SECONDS}
+        if postgres
         else {}
     )
     db.init_app(app)
+    if postgres:
+        with app.app_context():
+            pool.ping_when_idle(db.engine)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
 
 
@@ -124,6 +130,7 @@ def register_blueprints(app: Flask) -> None:
     from idp.auth import (  # noqa: F401 (these add routes to the auth blueprint)
         invitation,
         mfa,
+        mfa_reenrol,
         replace_password,
         reset,
         sign_in,
@@ -140,6 +147,10 @@ def register_blueprints(app: Flask) -> None:
     # The signed-in person's own pages: every view is @login_required (idp.account.guards).
     app.register_blueprint(account.bp)
     app.register_blueprint(account_mfa.bp)
+    # Your services and requesting access (issue 7): @login_required on every view.
+    from idp.account import services as your_services
+
+    app.register_blueprint(your_services.bp)
     # Health probes are machine-to-machine and carry no forms.
     csrf.exempt(health.bp)
     # OIDC discovery and JWKS: public, read-only JSON documents (GET only, no forms).
@@ -154,16 +165,27 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(oidc_endpoints.bp)
     csrf.exempt(oidc_endpoints.bp)
+    # Choose organisation, a step of an authorization request (issue 7): our own form, so it
+    # keeps CSRF protection; the waiting request is re-validated when it resumes.
+    from idp.oidc import choose_organisation
+
+    app.register_blueprint(choose_organisation.bp)
     # RP-Initiated Logout: relying services send GET or POST /logout without our CSRF token;
     # the confirmation form shown there posts to /logout/confirm, which keeps CSRF (E07, I03).
     from idp.oidc import logout as oidc_logout
 
     app.register_blueprint(oidc_logout.bp)
     csrf.exempt(oidc_logout.end_session)
+    # The service-to-service API (/api/v1): JSON for relying services, each call guarded by a
+    # client-credentials bearer token and its scope (idp.api.auth). No CSRF: no cookies count.
+    from idp.api import views as api
+
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)
     # Staff areas: the helpdesk console (/helpdesk) and approvers' pages (/organisations).
     # Every view carries one guard from idp.console.guards; tests/console enumerates them.
     from idp.console import blueprints as console
-    from idp.console import pages  # noqa: F401 (adds routes to the console blueprints)
+    from idp.console import pages as console_pages  # noqa: F401 (adds routes to the blueprints)
 
     app.register_blueprint(console.helpdesk_bp)
     app.register_blueprint(console.approver_bp)

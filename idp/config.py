@@ -133,11 +133,47 @@ class Settings(BaseSettings):
     invitation_lifetime_hours: int = Field(
         168, ge=1, description="How long an invitation link works (default 7 days)."
     )
+    authentix_upload_ttl_minutes: int = Field(
+        30,
+        ge=1,
+        le=240,
+        description="How long the helpdesk console keeps a checked Authentix import file "
+        "(names and emails) between the dry run and Import; after that it must be uploaded "
+        "again.",
+    )
+    authentix_console_max_rows: int = Field(
+        5000,
+        ge=1,
+        le=50_000,
+        description="The most rows one Authentix import file may have in the helpdesk console, "
+        "so that checking or importing it fits in one web request; larger files are split, or "
+        "imported with `flask import-authentix`.",
+    )
     password_reset_lifetime_minutes: int = Field(
         30, ge=5, le=1440, description="How long a password reset link works (C02: at most 30)."
     )
     email_change_lifetime_hours: int = Field(
         24, ge=1, description="How long the link confirming a new email address works."
+    )
+    mfa_enrolment_link_hours: int = Field(
+        24,
+        ge=1,
+        le=24,
+        description="How long the link sent after a helpdesk MFA reset works (it starts a "
+        "sign-in that ends in setting up a new method; D07). At most 24 hours, as NIST SP "
+        "800-63B-4 §4.2 allows for anything sent to an email address.",
+    )
+    access_request_escalation_days: int = Field(
+        14,
+        ge=1,
+        le=365,
+        description="An access request no approver has decided after this many days is passed "
+        "to the helpdesk (issue 7), once.",
+    )
+    helpdesk_email: str = Field(
+        "helpdesk@secure-access.example",
+        description="The helpdesk mailbox: told about access requests left undecided, and "
+        "about requests from organisations with no approver.",
     )
     recent_auth_seconds: int = Field(
         600,
@@ -157,6 +193,21 @@ class Settings(BaseSettings):
     session_idle_seconds: int = Field(3600, ge=60, description="SSO session idle timeout.")
     session_absolute_seconds: int = Field(
         43200, ge=300, description="SSO session absolute lifetime, whatever the activity."
+    )
+    helpdesk_session_idle_seconds: int = Field(
+        900,
+        ge=60,
+        le=900,
+        description="SSO session idle timeout for helpdesk staff (K01: at most 15 minutes), "
+        "shorter because their sessions can change other people's accounts. Never longer than "
+        "the general one.",
+    )
+    helpdesk_session_absolute_seconds: int = Field(
+        43200,
+        ge=300,
+        le=43200,
+        description="SSO session absolute lifetime for helpdesk staff (K01: at most 12 hours). "
+        "Never longer than the general one.",
     )
     mail_backend: Literal["outbox", "smtp", "notify"] = Field(
         "outbox",

@@ -23,6 +23,7 @@ from flask.cli import with_appcontext
 from idp.extensions import db
 from idp.oidc.backchannel import end_expired_sessions
 from idp.oidc.keys import ensure_keys
+from idp.services.access_requests import escalate_when_due
 from idp.services.outbox import DeliveryReport, deliver_due
 
 log = logging.getLogger("idp.worker")
@@ -107,8 +108,10 @@ def run(
 
 
 def _batch() -> DeliveryReport:
-    """One pass: announce sessions that expired since the last (I04), then send what is due."""
+    """One pass: announce sessions that expired since the last (I04), pass overdue access
+    requests to the helpdesk (issue 7; at most every few minutes), then send what is due."""
     end_expired_sessions()
+    escalate_when_due()
     return deliver_due(limit=BATCH_SIZE)
 
 

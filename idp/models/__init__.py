@@ -14,6 +14,7 @@ from idp.models.organisation import (
 )
 from idp.models.outbox import OutboxKind, OutboxMessage, OutboxStatus
 from idp.models.requests import AccessRequest, MfaResetRequest, RequestStatus
+from idp.models.search import search_key, text_key  # also declares the search indexes
 from idp.models.service import (
     AccessGrant,
     AccessPolicy,
@@ -56,4 +57,6 @@ __all__ = [
     "User",
     "UserStatus",
     "WebAuthnCredential",
+    "search_key",
+    "text_key",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.models.base import Base, JSONType, TimestampMixin, new_uuid, str_enum
@@ -34,6 +34,17 @@ class AccessRequest(TimestampMixin, Base):
     __table_args__ = (
         Index("ix_access_requests_organisation_id_status", "organisation_id", "status"),
         Index("ix_access_requests_user_id_status", "user_id", "status"),
+        # One pending request per person, organisation and service, even when two arrive at
+        # once (the service checks first for a friendly message; this closes the race).
+        Index(
+            "uq_access_requests_one_pending",
+            "user_id",
+            "organisation_id",
+            "service_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

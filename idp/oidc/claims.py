@@ -17,9 +17,14 @@ public UUID (the integer key never leaves the database) and ``la_code`` is the l
 authority's code: an authority's own, or a school's authority's. Members with no value are
 left out, as OIDC Core §5.3.2 asks for claims.
 
-The chosen organisation: until the choose-organisation step exists, a user with exactly one
-membership has that one chosen, and a user with several has none (no ``organisation`` claim,
-and ``roles`` is empty). A chosen organisation the user has since left is not released.
+The chosen organisation is picked per authorization request (issue 7; the choose-organisation
+step in :mod:`idp.oidc.endpoints` and :mod:`idp.oidc.choose_organisation`) and travels in the
+code, the access token and the refresh token as ``organisation_id``. A user with exactly one
+membership is not asked: that one is chosen. A user with several who was not asked (the request
+had neither ``organisation`` nor ``roles``) has none: no ``organisation`` claim, and ``roles``
+is empty. A chosen organisation the user has since left is not released. Claims are read from
+the database each time they are issued, so a change of access or roles takes effect at the next
+refresh or sign-in.
 
 Scope values we do not know are ignored (OIDC Core §3.1.2.1).
 """

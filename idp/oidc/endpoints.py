@@ -25,6 +25,23 @@ authorization endpoint that meets the browser (OpenID Connect Core 1.0 §3.1.2.3
   client is ``invalid_request``.
 - **login_hint**: pre-fills the email address on the sign-in page.
 
+**Choose organisation, then the access check** (issue 7; DESIGN §4). These are steps of the
+*authorization request*, not of the sign-in (:mod:`idp.auth.flow` authenticates the person
+once per SSO session; the organisation and access questions recur for every service, even for
+someone already signed in). After authentication and MFA:
+
+- When the request's scopes include ``organisation`` or ``roles`` and the person belongs to
+  several organisations, they choose one on :mod:`idp.oidc.choose_organisation` (the request
+  waits in a hand-off, as for sign-in). The choice goes into the code and so into the ID
+  token, userinfo and refresh tokens. One organisation: not asked. The choice is remembered
+  per SSO session and service (:mod:`idp.services.organisation_choice`), so a silent
+  re-authorization reuses it; ``prompt=select_account`` asks again; ``prompt=none`` with no
+  remembered choice is ``interaction_required`` (OIDC Core §3.1.2.6).
+- Then :func:`idp.services.access.has_access` for the chosen organisation (or any, when none
+  was needed). Without access the browser gets the no-access page (403): which service, which
+  organisation, who the approvers are, and a "Request access" form. With ``prompt=none`` the
+  client gets ``access_denied`` instead (RFC 6749 §4.1.2.1).
+
 ``redirect_uri`` may be left out when the service registered exactly one (RFC 6749 §3.1.2.3;
 OIDC Core §3.1.3.2 lets the token endpoint proceed without it then); with several it is
 required (F01 Also).
@@ -65,9 +82,10 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from idp.account.services import RequestAccessForm
 from idp.auth import flow
 from idp.auth.sso_cookie import current_cookie_value, current_sso_session
-from idp.models import User, UserStatus
+from idp.models import Organisation, User, UserStatus
 from idp.oidc import server
 from idp.oidc.discovery import (
     ACR_MFA,
@@ -85,7 +103,7 @@ from idp.oidc.server import (
     hint_subject,
     oversized_authorization_header,
 )
-from idp.services import users
+from idp.services import access, access_requests, audit, organisation_choice, users
 from idp.services.sso_sessions import SessionNotFound, SsoSession, get_sso_sessions
 from idp.services.transaction import transaction
 from idp.store import get_store
@@ -123,6 +141,8 @@ class HandOff:
     login_sid: str | None = None
     #: Whether the browser was already sent to add a second factor.
     step_up: bool = False
+    #: The organisation chosen for this request on the choose-organisation page.
+    organisation_id: str | None = None
 
     def reauthenticated(self, sso: SsoSession | None) -> bool:
         if sso is None:
@@ -219,7 +239,37 @@ def _authorize(params: Mapping[str, Sequence[str]], handoff: HandOff | None) -> 
             return refuse(AccessDeniedError, "A second factor is required for this service.")
         return _step_up(params, handoff, sso, client_id, reauthenticated)
 
+    orgs = [m.organisation for m in access.memberships_of(user)]
+    chosen: Organisation | None = orgs[0] if len(orgs) == 1 else None
+    scope = grant.client.get_allowed_scope(data.get("scope"))
+    if organisation_choice.wants_organisation(scope) and len(orgs) > 1:
+        chosen = organisation_choice.find(orgs, handoff.organisation_id if handoff else None)
+        if chosen is None and "select_account" not in prompts:
+            chosen = organisation_choice.remembered(sso.sid, client_id, orgs)
+        if chosen is None:
+            if silent:
+                return refuse(InteractionRequiredError, "The user must choose an organisation.")
+            login_sid = sso.sid if reauthenticated else None
+            stored = _store_request(params, handoff, sso, login_sid=login_sid, step_up=False)
+            return redirect(url_for("choose_organisation.choose", handoff_id=stored.id), 303)
+        organisation_choice.remember(sso.sid, client_id, chosen)
+    if not access.has_access(user, service, chosen):
+        with transaction():  # a refusal is a security event (K03), committed on its own
+            audit.record(
+                "oidc.access_refused",
+                actor=user.sub,
+                target=client_id,
+                target_type="service",
+                outcome=audit.DENIED,
+                organisation=chosen.public_id if chosen is not None else None,
+                silent=silent,
+            )
+        if silent:
+            return refuse(AccessDeniedError, "The user has no access to this service.")
+        return _no_access(user, service, chosen, orgs)
+
     oauth_request.sso = sso
+    oauth_request.organisation_id = chosen.public_id if chosen is not None else None
     with transaction():
         response = authorization.create_authorization_response(
             oauth_request, grant_user=user, grant=grant
@@ -302,6 +352,28 @@ def _store_request(
     )
     _save_handoff(stored)
     return stored
+
+
+def _no_access(
+    user: User, service: Any, chosen: Organisation | None, orgs: list[Organisation]
+) -> ResponseReturnValue:
+    """The no-access page (issue 7): which service, which organisation, why, who approves."""
+    shown = [chosen] if chosen is not None else orgs
+    form = RequestAccessForm.for_organisations(shown)
+    return (
+        render_template(
+            "oidc/no_access.html",
+            title=f"You do not have access to {service.name}",
+            service=service,
+            chosen=chosen,
+            organisations=[
+                (org, access.approvers_of(org), access_requests.pending_for(user, org, service))
+                for org in shown
+            ],
+            form=form,
+        ),
+        403,
+    )
 
 
 def _respond(response: Response) -> Response:

@@ -40,10 +40,10 @@ security-requirements.md, item by item:
 - **L02**: JOSE input is size-capped before parsing, decoded with explicit keys and algorithms.
 
 Decisions: the client credentials grant has a scope vocabulary of its own
-(:data:`CLIENT_CREDENTIALS_SCOPES`), empty today, so its tokens carry no user scopes and no ID
-token. ``exists_nonce`` never reports a replay: codes are single use and the relying party
-checks its nonce, while a nonce check here would break the re-validation of a request resumed
-after sign-in.
+(:data:`CLIENT_CREDENTIALS_SCOPES`: the service-to-service API's), so its tokens carry no user
+scopes and no ID token, and the code flow never grants an API scope. ``exists_nonce`` never
+reports a replay: codes are single use and the relying party checks its nonce, while a nonce
+check here would break the re-validation of a request resumed after sign-in.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ from joserfc.jwk import KeySet
 from werkzeug.datastructures import MultiDict
 
 from idp.extensions import db
-from idp.models import RefreshToken, Service, User, UserStatus
+from idp.models import Organisation, RefreshToken, Service, User, UserStatus
 from idp.models.base import utcnow
 from idp.oidc import codes, tokens
 from idp.oidc.claims import user_claims
@@ -102,24 +102,25 @@ from idp.oidc.discovery import (
     get_issuer,
 )
 from idp.oidc.keys import SIGNING_ALGS, get_keyring, jws_registry
-from idp.services import audit, users
+from idp.services import access, audit, users
 from idp.services.clients import (
+    API_SCOPES,
     CLIENT_ID_PATTERN,
-    SUPPORTED_SCOPES,
     TOKEN_ENDPOINT_AUTH_METHODS,
-    authenticate_client_secret,
-    find_service,
+    USER_SCOPES,
+    secret_is_current,
 )
 from idp.services.crypto import token_hash
+from idp.services.service_cache import get_service_cache
 from idp.services.sso_sessions import SsoSession
 from idp.services.transaction import transaction
 from idp.store import get_store
 
 #: Client authentication methods, in the order they are tried (the service registry's list).
 AUTH_METHODS: Final[list[str]] = list(TOKEN_ENDPOINT_AUTH_METHODS)
-#: Scopes the client credentials grant may grant (none yet: machine scopes would be added to
-#: the registry's SUPPORTED_SCOPES first). User scopes never apply to it.
-CLIENT_CREDENTIALS_SCOPES: Final[frozenset[str]] = frozenset()
+#: Scopes the client credentials grant may grant: the service-to-service API's (idp.api).
+#: User scopes never apply to it, and these never apply to the code flow.
+CLIENT_CREDENTIALS_SCOPES: Final[frozenset[str]] = frozenset(API_SCOPES)
 #: ``Authorization`` headers longer than this are refused before anything parses them (L02).
 MAX_AUTHORIZATION_HEADER: Final = 8192
 #: Client assertions longer than this are refused before JOSE parsing (L02, CVE-2025-61920).
@@ -225,6 +226,9 @@ class ProtocolRequest(OAuth2Request):  # type: ignore[misc]
         self.attempted_client: tuple[str | None, str, str] | None = None
         #: Whether this authorization request was answered with a code.
         self.code_issued = False
+        #: The organisation the person acts for (public id; set by the authorization view
+        #: after the choose-organisation step, issue 7), bound into the code.
+        self.organisation_id: str | None = None
 
     @property
     def args(self) -> dict[str, str]:
@@ -348,7 +352,7 @@ class Client(ClientMixin):  # type: ignore[misc]
         (OIDC Core §3.1.2.1: scope values not understood SHOULD be ignored)."""
         if not scope:
             return ""
-        allowed = set(self.service.allowed_scopes) & set(SUPPORTED_SCOPES)
+        allowed = set(self.service.allowed_scopes) & set(USER_SCOPES)  # never API scopes
         return " ".join(s for s in dict.fromkeys(scope.split()) if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
@@ -357,7 +361,7 @@ class Client(ClientMixin):  # type: ignore[misc]
 
     def check_client_secret(self, client_secret: str) -> bool:
         # G04: HMAC-SHA-256 keyed hashes compared in constant time, never plaintext.
-        return authenticate_client_secret(self.client_id, client_secret) is not None
+        return secret_is_current(self.service, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         # Every service is confidential and authenticates the one way it registered.
@@ -376,7 +380,9 @@ def query_client(client_id: Any) -> Client | None:
         return None
     cache: dict[str, Client | None] = g.setdefault("oidc_clients", {})
     if client_id not in cache:
-        service = find_service(client_id)
+        # The service and its secret hashes, from this process's cache (issue 4): one store
+        # read instead of two queries; any change to a service invalidates it at once.
+        service = get_service_cache().find_active(client_id)
         cache[client_id] = Client(service) if service is not None else None
     return cache[client_id]
 
@@ -716,7 +722,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             amr=list(sso.amr),
             acr=sso.acr,
             nonce=data.get("nonce") or None,
-            organisation_id=None,  # set by the choose-organisation step once it exists
+            organisation_id=request.organisation_id,
         )
         codes.save(code, record)
         request.code_issued = True
@@ -727,6 +733,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
             target_type="service",
             sid=sso.sid,
             scope=request.scope,
+            organisation=request.organisation_id,
         )
 
     def query_authorization_code(self, code: str, client: Client) -> codes.AuthorizationCode | None:
@@ -839,9 +846,15 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         raise InvalidGrantError("The refresh token has already been used.")
 
     def authenticate_user(self, refresh_token: StoredRefreshToken) -> User:
-        user = _active_user(user_id=refresh_token.found.row.user_id)
+        row = refresh_token.found.row
+        user = _active_user(user_id=row.user_id)
         if user is None:
             raise InvalidGrantError("The user account is not active.")
+        # Issue 7: access changes take effect at the next refresh. Access taken away (at the
+        # chosen organisation, or everywhere when none was chosen) ends the refresh chain.
+        org = db.session.get(Organisation, row.organisation_id) if row.organisation_id else None
+        if not access.has_access(user, self.request.client.service, org):
+            raise InvalidGrantError("The user no longer has access to this service.")
         return user
 
     def generate_token(
@@ -920,7 +933,10 @@ class TokenRecord:
                 or row.revoked_at is not None
                 or (row.used_at is not None)
             )
-        return tokens.is_access_token_revoked(self.claims["jti"])
+        sid = self.claims.get("sid")
+        return tokens.is_access_token_revoked(
+            self.claims["jti"], sid=sid if isinstance(sid, str) else None
+        )
 
     def revoke(self) -> None:
         if self.refresh is not None:
@@ -1065,7 +1081,7 @@ class UserInfoEndpoint(Endpoint):  # type: ignore[misc]
             scope_error = BearerError("insufficient_scope", "The token lacks openid.", 403)
             scope_error.scope = "openid"
             raise scope_error
-        service = find_service(claims["client_id"])
+        service = get_service_cache().find_active(claims["client_id"])
         user = _active_user(sub=claims["sub"])
         if service is None or user is None:
             raise BearerError("invalid_token", "The access token is no longer valid.")
@@ -1247,6 +1263,12 @@ class AuthorizationServer(_FlaskAuthorizationServer):  # type: ignore[misc]
 
     def create_token_response(self, request: Any = None) -> Response:
         """RFC 6749 §3.1, §3.2: the token request's parameters each appear once."""
+        # A grant commits up to three times (a refresh token's claim, what it issued, the
+        # view's unit of work). Expiring every loaded row at each commit made the rest of the
+        # request read the service, the user and the token row again: up to five queries a
+        # grant for values this request had just read or written itself (issue 4). The
+        # session is this request's alone and ends with it.
+        db.session().expire_on_commit = False
         oauth_request = self.create_oauth2_request(request)
         lists = oauth_request.payload.datalist
         for name in TOKEN_PARAMETERS:
@@ -1279,7 +1301,7 @@ class AuthorizationServer(_FlaskAuthorizationServer):  # type: ignore[misc]
         issued = request.issued or codes.Issued()
         user: User | None = request.user
         with transaction():
-            audit.record(
+            audit.record_routine(  # no ORM flush: the busiest audit event there is
                 "oidc.token_issued",
                 actor=request.client.client_id,
                 target=user.sub if user is not None else request.client.client_id,

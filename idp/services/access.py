@@ -19,8 +19,9 @@ caller's service's job; :func:`is_approver` is the rule they use.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import selectinload
 
 from idp.extensions import db
@@ -101,6 +102,32 @@ def count_approvers(organisation: Organisation) -> int:
         )
         or 0
     )
+
+
+def _live_membership_exists(*conditions: Any) -> Any:
+    return exists(
+        select(Membership.id)
+        .join(User, User.id == Membership.user_id)
+        .where(
+            Membership.organisation_id == Organisation.id,
+            User.status != UserStatus.DEACTIVATED,
+            *conditions,
+        )
+    )
+
+
+def has_live_members() -> Any:
+    """SQL condition on ``Organisation``: someone whose account is not deactivated belongs."""
+    return _live_membership_exists()
+
+
+def has_live_approver() -> Any:
+    """SQL condition on ``Organisation``: an approver whose account is not deactivated.
+
+    With :func:`has_live_members` this is the rule "flagged for the helpdesk" (issue 7): an
+    organisation with people but nobody live to approve them.
+    """
+    return _live_membership_exists(Membership.role == MembershipRole.APPROVER)
 
 
 def add_membership(

@@ -54,10 +54,11 @@ from idp.config import INSECURE_MARKER, Settings
 from idp.extensions import db
 from idp.models.base import utcnow
 from idp.models.organisation import OrganisationType
-from idp.models.service import Service, ServiceRole, ServiceSecret, ServiceStatus
+from idp.models.service import AccessPolicy, Service, ServiceRole, ServiceSecret, ServiceStatus
 from idp.services import audit, crypto
 
-SUPPORTED_SCOPES: Final[tuple[str, ...]] = (
+#: Scopes a person's sign-in (the authorization code flow) may grant: claims about them.
+USER_SCOPES: Final[tuple[str, ...]] = (
     "openid",
     "profile",
     "email",
@@ -65,6 +66,12 @@ SUPPORTED_SCOPES: Final[tuple[str, ...]] = (
     "roles",
     "offline_access",
 )
+#: Scopes of the service-to-service API (``/api/v1``, :mod:`idp.api`), granted only by the
+#: client credentials grant (RFC 6749 §4.4) and never in the code flow: ``users:read`` reads
+#: the people who have access to the calling service and their roles there, ``users:invite``
+#: invites a person to it. A service registers them in ``allowed_scopes`` like any other.
+API_SCOPES: Final[tuple[str, ...]] = ("users:read", "users:invite")
+SUPPORTED_SCOPES: Final[tuple[str, ...]] = (*USER_SCOPES, *API_SCOPES)
 SUPPORTED_GRANT_TYPES: Final[tuple[str, ...]] = (
     "authorization_code",
     "refresh_token",
@@ -170,6 +177,9 @@ class ServiceSpec:
     access_token_lifetime: int = 600
     id_token_lifetime: int = 600
     refresh_token_lifetime: int = 86400
+    #: Who may sign in: "granted" (people an approver gave access) or "open" (any active
+    #: account). Issue 7; idp.services.access.has_access applies it.
+    access_policy: AccessPolicy = AccessPolicy.GRANTED
 
     @property
     def uses_secret(self) -> bool:
@@ -211,6 +221,8 @@ class ServiceSpec:
             if not low <= value <= high:
                 found.append(f"{label} must be between {low} and {high} seconds")
         found += _role_problems(self.roles)
+        if self.access_policy not in tuple(AccessPolicy):
+            found.append(f"access_policy must be one of {', '.join(AccessPolicy)}")
         return found
 
 
@@ -238,6 +250,9 @@ def _grant_and_scope_problems(spec: ServiceSpec) -> list[str]:
             found.append("the authorization_code grant needs at least one redirect_uri")
     if "offline_access" in spec.allowed_scopes and "refresh_token" not in spec.grant_types:
         found.append("the offline_access scope needs the refresh_token grant")
+    api = [s for s in spec.allowed_scopes if s in API_SCOPES]
+    if api and "client_credentials" not in spec.grant_types:
+        found.append(f"the API scopes {api} need the client_credentials grant")
     return found
 
 
@@ -399,6 +414,7 @@ def register_service(
     access_token_lifetime: int = 600,
     id_token_lifetime: int = 600,
     refresh_token_lifetime: int = 86400,
+    access_policy: AccessPolicy | str = AccessPolicy.GRANTED,
     secret: str | None = None,
     actor: str = "system",
     now: datetime | None = None,
@@ -428,8 +444,18 @@ def register_service(
         access_token_lifetime=access_token_lifetime,
         id_token_lifetime=id_token_lifetime,
         refresh_token_lifetime=refresh_token_lifetime,
+        access_policy=_policy(access_policy),
     )
     return register_spec(spec, secret=secret, actor=actor, now=now)
+
+
+def _policy(value: AccessPolicy | str) -> AccessPolicy:
+    """The enum for ``value``; an unknown word is left as text for :meth:`ServiceSpec.problems`
+    to name (the column needs the enum member, which ``has_access`` compares by identity)."""
+    try:
+        return AccessPolicy(value)
+    except ValueError:
+        return value  # type: ignore[return-value]
 
 
 def register_spec(
@@ -534,6 +560,7 @@ def _audit_view(spec: ServiceSpec) -> dict[str, Any]:
         "grant_types": list(spec.grant_types),
         "token_endpoint_auth_method": spec.token_endpoint_auth_method,
         "require_mfa": spec.require_mfa,
+        "access_policy": str(spec.access_policy),
         "roles": [r.code for r in spec.roles],
     }
 
@@ -714,17 +741,24 @@ def authenticate_client_secret(
     if service is None:
         crypto.keyed_hash_candidates(secret)  # the same work whether or not the client exists
         return None
+    return service if secret_is_current(service, secret, now=now) else None
+
+
+def secret_is_current(service: Service, secret: str, *, now: datetime | None = None) -> bool:
+    """:func:`authenticate_client_secret` for a service already loaded with its secrets (the
+    token endpoint's per-process cache, :mod:`idp.services.service_cache`). Expiry is checked
+    here, at every use, so an expired secret never needs a cache refresh to stop working."""
+    if not secret or len(secret) > MAX_SECRET_LENGTH:
+        return False
     at = now or utcnow()
     valid = any(
         row.expires_at is None or row.expires_at > at for row in _matching_secrets(service, secret)
     )
-    if (
-        not valid
-        or service.status is not ServiceStatus.ACTIVE
-        or service.token_endpoint_auth_method not in SECRET_AUTH_METHODS
-    ):
-        return None
-    return service
+    return (
+        valid
+        and service.status is ServiceStatus.ACTIVE
+        and service.token_endpoint_auth_method in SECRET_AUTH_METHODS
+    )
 
 
 # -- declarative files -----------------------------------------------------------------------
@@ -762,6 +796,7 @@ class _ServiceFile(BaseModel):
     access_token_lifetime: int = 600
     id_token_lifetime: int = 600
     refresh_token_lifetime: int = 86400
+    access_policy: str = AccessPolicy.GRANTED.value
     roles: list[_RoleFile] = []
 
     def spec(self) -> ServiceSpec:
@@ -783,6 +818,7 @@ class _ServiceFile(BaseModel):
             access_token_lifetime=self.access_token_lifetime,
             id_token_lifetime=self.id_token_lifetime,
             refresh_token_lifetime=self.refresh_token_lifetime,
+            access_policy=_policy(self.access_policy),
             roles=tuple(
                 RoleSpec(
                     code=r.code,

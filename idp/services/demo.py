@@ -1,5 +1,10 @@
 """Demo data for ``make run``: organisations, people and the six departmental services.
 
+Every demo service is ``granted`` (issue 7): people use it only where an approver gave them
+access. Alex Jones belongs to two schools with different Collect roles (the choose-organisation
+journey) and has no access to Get Information about Schools (the no-access and request-access
+journey).
+
 Safe to run again: everything is looked up before it is created. Development only: the
 demo password and the demo services' client secrets are published in the README.
 """
@@ -143,7 +148,9 @@ PEOPLE: tuple[
                     "key-to-success": ["viewer"],
                 },
             ),
-            ("riverside", MembershipRole.MEMBER, {"collect": ["submitter"]}),
+            # Two schools with different roles: Collect asks Alex which one (issue 7), and
+            # Get Information about Schools, which Alex has nowhere, shows the no-access page.
+            ("riverside", MembershipRole.MEMBER, {"collect": ["approver"]}),
         ],
     ),
     (

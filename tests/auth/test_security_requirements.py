@@ -51,7 +51,7 @@ def test_A05_no_expiry_after_400_days(client):
     make_user(email="ada@school.example")
     with time_machine.travel(utcnow() + timedelta(days=400)):
         finish = SignIn(client).completed("ada@school.example")
-    assert finish.headers["Location"] == "/account"
+    assert finish.headers["Location"] == "/services"  # issue 7: "Your services"
 
 
 def test_A05_compromised_flag_forces_a_change_at_next_sign_in(client):
@@ -67,7 +67,7 @@ def test_A05_compromised_flag_forces_a_change_at_next_sign_in(client):
         "/sign-in/new-password", data={"password": NEW_PASSWORD, "csrf_token": csrf_token(page)}
     )
     assert done.headers["Location"] == "/sign-in/finish"
-    assert client.get("/sign-in/finish").headers["Location"] == "/account"
+    assert client.get("/sign-in/finish").headers["Location"] == "/services"
     db.session.refresh(user)
     assert user.password_compromised is False
 
@@ -402,6 +402,9 @@ def post_routes(app) -> list[str]:
         and not rule.rule.startswith(
             ("/static", "/token", "/revoke", "/introspect", "/authorize", "/userinfo")
         )
+        # The service-to-service API takes a bearer token, never a cookie (idp.api.auth), so a
+        # cross-site form cannot ride on anyone's session: CSRF does not apply.
+        and not rule.rule.startswith("/api/")
         # RP-Initiated Logout: relying services POST here without our token (RPIL §2); it
         # changes nothing without a valid id_token_hint, and its confirmation form posts to
         # /logout/confirm, which is checked here like every other form (I03, E07).

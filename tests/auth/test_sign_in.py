@@ -17,10 +17,10 @@ def events() -> list[str]:
     return list(db.session.scalars(select(AuditEvent.event).order_by(AuditEvent.id)))
 
 
-def test_sign_in_lands_on_the_account_page_with_a_session_cookie(client):
+def test_sign_in_lands_on_your_services_with_a_session_cookie(client):
     user = make_user(email="ada@school.example")
     finish = SignIn(client).completed("ADA@school.example ")
-    assert finish.headers["Location"] == "/account"
+    assert finish.headers["Location"] == "/services"  # issue 7: "Your services"
     cookie = finish.headers["Set-Cookie"]
     assert cookie.startswith(f"{COOKIE_NAME}=")
     assert "Secure" in cookie
@@ -113,7 +113,7 @@ def test_return_to_is_never_an_absolute_url(client):
         },
     )
     finish = client.get(response.headers["Location"])
-    assert finish.headers["Location"] == "/account"
+    assert finish.headers["Location"] == "/services"  # issue 7: "Your services"
 
 
 def test_sign_out_needs_a_post_with_csrf_and_ends_the_session(client):

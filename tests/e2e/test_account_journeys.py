@@ -46,8 +46,8 @@ def test_accept_invitation_set_password_and_signed_in(page):
 
     page.fill("#password", NEW_PASSWORD)
     page.click("button:has-text('Save password and continue')")
-    page.wait_for_url("**/account")
-    assert "new.teacher@school.example" in page.inner_text("main")
+    page.wait_for_url("**/services")  # issue 7: "Your services"
+    assert "Signed in as Grace Hopper" in page.inner_text("main")
     assert_accessible(page)
 
     # The link worked once only (A09).
@@ -69,8 +69,8 @@ def test_sign_in_wrong_password_then_right(page):
     assert_accessible(page)
 
     sign_in(page, "ada@school.example")
-    page.wait_for_url("**/account")
-    assert page.locator("h1").inner_text() == "Your account"
+    page.wait_for_url("**/services")  # issue 7: "Your services"
+    assert page.locator("h1").inner_text() == "Your services"
 
 
 def test_show_password_toggle_works(page):
@@ -97,7 +97,7 @@ def test_lockout_then_unlock_by_reset(page):
     assert "Your password has been changed" in page.inner_text("main")
 
     sign_in(page, "ada@school.example", NEW_PASSWORD)
-    page.wait_for_url("**/account")
+    page.wait_for_url("**/services")  # issue 7: "Your services"
 
 
 def test_forgot_password_end_to_end(page):
@@ -127,12 +127,14 @@ def test_forgot_password_end_to_end(page):
     assert any(m.template == "password_changed" for m in emails_to("ada@school.example"))
 
     sign_in(page, "ada@school.example", NEW_PASSWORD)
-    page.wait_for_url("**/account")
+    page.wait_for_url("**/account")  # back where the sign-in started (next=/account)
 
 
 def test_change_password(page):
     make_user(email="ada@school.example")
     sign_in(page, "ada@school.example")
+    page.wait_for_url("**/services")  # issue 7: "Your services"
+    page.goto("/account")
     page.click("a:has-text('Change'):has(span:has-text('password'))")
     assert page.locator("h1").inner_text() == "Change your password"
     assert_accessible(page)
@@ -144,12 +146,14 @@ def test_change_password(page):
     sign_in(page, "ada@school.example", DEFAULT_PASSWORD)
     assert page.locator(".govuk-error-summary").is_visible()
     sign_in(page, "ada@school.example", NEW_PASSWORD)
-    page.wait_for_url("**/account")
+    page.wait_for_url("**/services")  # issue 7: "Your services"
 
 
 def test_change_email(page):
     make_user(email="ada@school.example")
     sign_in(page, "ada@school.example")
+    page.wait_for_url("**/services")  # issue 7: "Your services"
+    page.goto("/account")
     page.click("a:has-text('Change'):has(span:has-text('email address'))")
     assert page.locator("h1").inner_text() == "Change your email address"
     assert_accessible(page)
@@ -163,7 +167,7 @@ def test_change_email(page):
     assert_accessible(page)
     assert any(m.template == "email_changed_notice" for m in emails_to("ada@school.example"))
     sign_in(page, "ada.lovelace@school.example")
-    page.wait_for_url("**/account")
+    page.wait_for_url("**/services")  # issue 7: "Your services"
 
 
 def test_sign_out_everywhere(browser, live_server):
@@ -172,7 +176,7 @@ def test_sign_out_everywhere(browser, live_server):
     phone = browser.new_context(base_url=live_server.url).new_page()
     for device in (laptop, phone):
         sign_in(device, "ada@school.example")
-        device.wait_for_url("**/account")
+        device.wait_for_url("**/services")
 
     laptop.goto("/account/sessions")
     assert laptop.locator("tbody tr").count() >= 2

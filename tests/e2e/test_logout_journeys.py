@@ -38,7 +38,7 @@ def sign_in_and_use(page, client_id: str) -> SsoSession:
     page.fill("#email", "ada@school.example")
     page.fill("#password", DEFAULT_PASSWORD)
     page.click("button:has-text('Sign in')")
-    page.wait_for_url("**/account")
+    page.wait_for_url("**/services")  # issue 7: "Your services"
     [cookie] = [c for c in page.context.cookies() if c["name"] == COOKIE_NAME]
     return get_sso_sessions().add_service(cookie["value"], client_id)
 

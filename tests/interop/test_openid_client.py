@@ -138,6 +138,7 @@ def test_openid_client_signs_in_refreshes_and_logs_out(
             token_endpoint_auth_method="client_secret_basic",
             secret=CLIENT_SECRET,
             actor="interop-test",
+            access_policy="open",  # access is not the point here (issue 7)
         )
     user = make_user(email="ada.interop@school.example", given_name="Ada", family_name="Lovelace")
     email, expected_sub = user.email, user.sub  # sub: opaque and stable (OIDC Core §5.7)

@@ -131,6 +131,7 @@ def register(
             post_logout_redirect_uris=post_logout,
             backchannel_logout_uri=backchannel,
             id_token_signed_response_alg=alg,
+            access_policy="open",  # access is not the point here (issue 7)
         )
     return service
 

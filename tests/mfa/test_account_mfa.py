@@ -37,7 +37,7 @@ def signed_in(client, user, *, secret: str | None = None, key: SoftKey | None = 
         s.totp(code_for(secret))
     if key:
         s.key(key)
-    assert s.finish().headers["Location"] == "/account"
+    assert s.finish().headers["Location"] == "/services"  # issue 7: "Your services"
     return s
 
 

@@ -68,7 +68,7 @@ def test_K01_helpdesk_without_a_key_must_register_one_before_going_on(client, he
     registered = s.register_key(SoftKey(), "Helpdesk key")
     assert registered.get_json() == {"redirect": "/sign-in/set-up/recovery-codes"}
     finish_codes_page(client)
-    assert s.finish().headers["Location"] == "/account"
+    assert s.finish().headers["Location"] == "/services"  # issue 7: "Your services"
     session = sso(client)
     assert session.amr == ["pwd", "hwk", "mfa"]
     assert session.acr == ACR_MFA
@@ -223,7 +223,7 @@ def test_the_offer_is_not_made_at_the_first_sign_in_then_not_now_postpones_it(cl
         data={"choice": "not-now", "csrf_token": csrf_token(page)},
     )
     assert not_now.headers["Location"] == "/sign-in/finish"
-    assert s.finish().headers["Location"] == "/account"
+    assert s.finish().headers["Location"] == "/services"  # issue 7: "Your services"
     assert sso(client).amr == ["pwd"]
     # Not shown again for a while.
     assert s.password(user.email).headers["Location"] == "/sign-in/finish"
@@ -243,7 +243,7 @@ def test_set_up_now_leads_to_set_up_which_can_be_left_for_later(client, user):
     assert "Do this later" in page_text(page)
     skipped = client.post("/sign-in/set-up/later", data={"csrf_token": csrf_token(page)})
     assert skipped.headers["Location"] == "/sign-in/finish"
-    assert s.finish().headers["Location"] == "/account"
+    assert s.finish().headers["Location"] == "/services"  # issue 7: "Your services"
     assert not factors.factors_of(user).any
 
 

@@ -37,7 +37,7 @@ def test_password_then_app_gives_an_mfa_session(client, totp_user):
     assert 'autocomplete="one-time-code"' in code_field
     assert 'inputmode="numeric"' in code_field
     assert s.totp(code_for(secret)).headers["Location"] == "/sign-in/finish"
-    assert s.finish().headers["Location"] == "/account"
+    assert s.finish().headers["Location"] == "/services"  # issue 7: "Your services"
     assert sso(client).amr == ["pwd", "otp", "mfa"]
     assert sso(client).acr == ACR_MFA
     assert "mfa.verified" in audit_events()
@@ -107,7 +107,7 @@ def test_a_recovery_code_leads_to_re_enrolment_and_a_new_set_of_codes(client, to
     assert len(new_codes) == 10
     assert not set(new_codes) & set(old_codes)
     client.post("/sign-in/set-up/recovery-codes", data={"csrf_token": csrf_token(codes_page)})
-    assert s.finish().headers["Location"] == "/account"
+    assert s.finish().headers["Location"] == "/services"  # issue 7: "Your services"
     assert sso(client).amr == ["pwd", "otp", "mfa"]
     # The codes were shown once: the page is gone, and the old set no longer works.
     assert client.get("/sign-in/set-up/recovery-codes").status_code == 302

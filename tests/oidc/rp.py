@@ -29,7 +29,7 @@ from werkzeug.test import TestResponse
 from idp.oidc.keys import jws_registry
 from idp.services.clients import register_service
 from idp.services.transaction import transaction
-from tests.factories import DEFAULT_PASSWORD, SignIn, page_text
+from tests.factories import DEFAULT_PASSWORD, SignIn, csrf_token, page_text
 
 ISSUER = "http://localhost"  # the test settings' public_base_url
 REDIRECT_URI = "https://portal.school.example/callback"
@@ -127,6 +127,9 @@ class RP:
             private_key = ECKey.generate_key("P-256", {"alg": "ES256", "use": "sig"}, private=True)
             private_key.ensure_kid()
             options["jwks"] = {"keys": [private_key.as_dict(private=False)]}
+        # Access is not the point of most protocol tests: anyone may use the service unless a
+        # test asks for access_policy="granted" (tests/oidc/test_choose_organisation_and_access).
+        options.setdefault("access_policy", "open")
         with transaction():
             _, secret = register_service(
                 client_id,
@@ -204,6 +207,7 @@ class RP:
         password: str = DEFAULT_PASSWORD,
         method: str = "GET",
         request: AuthRequest | None = None,
+        organisation: str | None = None,
         **params: str | None,
     ) -> Callback:
         """The whole browser journey: authorize, sign in when asked, land on the callback.
@@ -217,11 +221,21 @@ class RP:
         if response.status_code == 200 and "Sign in" in page_text(response):
             assert email is not None, "the provider asked for a sign-in"
             response = self.follow(SignIn(self.client).with_password(email, password))
+        if response.status_code == 200 and "Which organisation" in page_text(response):
+            assert organisation is not None, "the provider asked which organisation"
+            response = self.follow(self.choose_organisation(response, organisation))
         result = self.callback(response)
         assert result.uri.startswith(self.redirect_uri), result.uri
         assert result.params.get("state") == request.params.get("state")
         assert result.params.get("iss") == self.issuer
         return result
+
+    def choose_organisation(self, page: TestResponse, public_id: str) -> TestResponse:
+        """Answer the choose-organisation page (issue 7) with the organisation ``public_id``."""
+        path = urlsplit(page.request.url).path
+        return self.client.post(
+            path, data={"organisation": public_id, "csrf_token": csrf_token(page)}
+        )
 
     # -- the token endpoint -----------------------------------------------------------------
 

@@ -108,13 +108,17 @@ def test_roles_are_only_this_services(client, user, school):
     assert userinfo(other, "openid roles")["roles"] == ["viewer"]
 
 
-def test_several_memberships_and_no_choice_means_no_organisation(client, user, school):
+def test_several_memberships_the_chosen_one_is_the_organisation(client, user, school):
+    """Issue 7: the person chooses (tests/oidc/test_choose_organisation.py has the rules)."""
     second = Organisation(type=OrganisationType.LOCAL_AUTHORITY, name="Barnet", la_code="302")
     db.session.add_all([second, Membership(user=user, organisation=second)])
     db.session.commit()
     rp = RP.register(client, scopes=ALL)
-    info = userinfo(rp, "openid organisation roles")
-    assert "organisation" not in info
+    body = rp.tokens(
+        rp.login(EMAIL, scope="openid organisation roles", organisation=second.public_id)
+    )
+    info = rp.userinfo(body["access_token"]).get_json()
+    assert info["organisation"]["name"] == "Barnet"
     assert [o["name"] for o in info["organisations"]] == ["Barnet", "Hill Top Primary"]
     assert info["organisations"][0] == {
         "id": second.public_id,

@@ -13,10 +13,10 @@ from idp.models import (
     Organisation,
     OrganisationType,
     Service,
-    ServiceRole,
 )
 from idp.services import access
 from idp.services.transaction import transaction
+from tests.access_helpers import pupil_data
 from tests.factories import make_user
 
 
@@ -28,14 +28,7 @@ def _org(name: str, type_: OrganisationType = OrganisationType.ESTABLISHMENT) ->
 
 
 def _service(policy: AccessPolicy = AccessPolicy.GRANTED) -> Service:
-    service = Service(client_id="pupil-data", name="Pupil data", access_policy=policy)
-    service.roles = [
-        ServiceRole(code="viewer", name="Viewer"),
-        ServiceRole(code="la_admin", name="LA admin", organisation_types=["local_authority"]),
-    ]
-    db.session.add(service)
-    db.session.commit()
-    return service
+    return pupil_data(policy=policy)
 
 
 def test_grant_needs_membership_and_allowed_roles(app: Flask) -> None:

@@ -621,6 +621,42 @@ def test_the_default_mailer_is_the_dev_outbox_under_the_instance_folder(app, set
 
 SAMPLES = {
     "invitation": {"link": "http://localhost/i/1", "expires_at": START, "inviter_name": "Ann"},
+    "access_requested": {
+        "requester_name": "Ada Lovelace",
+        "requester_email": "ada@hill.example",
+        "service_name": "Collect",
+        "organisation_name": "Hill School",
+        "link": "http://localhost/organisations/o/requests/r",
+        "reason": "I send the census",
+    },
+    "access_request_approved": {
+        "service_name": "Collect",
+        "organisation_name": "Hill School",
+        "roles": "Data submitter",
+        "link": "https://collect.example/",
+        "approver_name": "Sam Patel",
+    },
+    "access_request_rejected": {
+        "service_name": "Collect",
+        "organisation_name": "Hill School",
+        "reason": "Ask the office",
+        "approver_name": "Sam Patel",
+    },
+    "access_request_escalated": {
+        "why": "overdue",
+        "requester_name": "Ada Lovelace",
+        "requester_email": "ada@hill.example",
+        "service_name": "Collect",
+        "organisation_name": "Hill School",
+        "requested_at": START,
+        "days": "14",
+    },
+    "service_access_granted": {
+        "service_name": "Get Information about Pupils",
+        "organisation_name": "Hill School",
+        "link": "https://pupils.example/start",
+        "roles": "Data officer, Viewer",
+    },
     "password_reset": {"link": "http://localhost/r/1", "expires_at": START},
     "password_changed": {"reset_link": "http://localhost/forgot", "changed_at": START},
     "email_change_confirm": {"link": "http://localhost/c/1", "expires_at": START},
@@ -631,6 +667,28 @@ SAMPLES = {
         "method": "a security key",
         "reset_link": "http://localhost/forgot",
     },
+    "staff_role_changed": {"change": "given", "role_name": "helpdesk admin"},
+    "helpdesk_password_reset": {"link": "http://localhost/r/2", "expires_at": START},
+    "helpdesk_action": {
+        "action": "email_changed",
+        "reset_link": "http://localhost/forgot",
+        "new_email": "new@hill-school.sch.uk",
+    },
+    "mfa_reset": {"link": "http://localhost/m/1", "expires_at": START},
+    "added_to_organisation": {
+        "organisation_name": "Hill School",
+        "services": "- Collect (Data submitter)",
+        "link": "http://localhost/",
+        "added_by": "Sam Patel",
+        "approver": "yes",
+    },
+    "access_changed": {
+        "organisation_name": "Hill School",
+        "services": "- Collect (Data submitter)",
+        "changed_by": "Sam Patel",
+    },
+    "approver_changed": {"organisation_name": "Hill School", "change": "made"},
+    "removed_from_organisation": {"organisation_name": "Hill School", "deactivated": "yes"},
 }
 
 

@@ -105,6 +105,92 @@ MESSAGES: dict[str, MessageSpec] = {
         times=frozenset({"changed_at"}),
         choices={"change": ("added", "removed")},
     ),
+    # Helpdesk staff roles (issue 8): told when given or removed; a role needs a security key.
+    "staff_role_changed": MessageSpec(
+        required=("change", "role_name"),
+        choices={"change": ("given", "removed")},
+    ),
+    # Access requests (issue 7): to each approver, then the outcome to the requester, and to
+    # the helpdesk when nobody can or did decide in time.
+    "access_requested": MessageSpec(
+        required=("requester_name", "requester_email", "service_name", "organisation_name", "link"),
+        optional=("reason",),
+    ),
+    "access_request_approved": MessageSpec(
+        required=("service_name", "organisation_name"),
+        optional=("roles", "link", "approver_name"),
+    ),
+    "access_request_rejected": MessageSpec(
+        required=("service_name", "organisation_name"),
+        optional=("reason", "approver_name"),
+    ),
+    "access_request_escalated": MessageSpec(
+        required=(
+            "why",
+            "requester_name",
+            "requester_email",
+            "service_name",
+            "organisation_name",
+            "requested_at",
+        ),
+        optional=("reason", "days"),
+        times=frozenset({"requested_at"}),
+        choices={"why": ("overdue", "no_approver")},
+    ),
+    # Helpdesk actions (issue 8, K02: the person is told of every action on their account).
+    "helpdesk_password_reset": MessageSpec(
+        required=("link", "expires_at"),
+        optional=("valid_for",),
+        times=frozenset({"expires_at"}),
+        defaults={"valid_for": "30 minutes"},
+    ),
+    "helpdesk_action": MessageSpec(
+        required=("action", "reset_link"),
+        optional=("new_email", "new_name"),
+        choices={
+            "action": (
+                "unlocked",
+                "signed_out",
+                "deactivated",
+                "reactivated",
+                "email_changed",
+                "name_changed",
+            )
+        },
+    ),
+    "mfa_reset": MessageSpec(
+        required=("link", "expires_at"),
+        times=frozenset({"expires_at"}),
+    ),
+    # Approver pages (issue 7): the affected person is told of every change an approver makes.
+    # ``services`` is the person's access at the organisation after the change, one per line.
+    "added_to_organisation": MessageSpec(
+        required=("organisation_name", "services", "link"),
+        optional=("added_by", "approver"),
+        choices={"approver": ("yes", "no")},
+        defaults={"approver": "no"},
+    ),
+    "access_changed": MessageSpec(
+        required=("organisation_name", "services"),
+        optional=("changed_by",),
+    ),
+    "approver_changed": MessageSpec(
+        required=("organisation_name", "change"),
+        optional=("changed_by",),
+        choices={"change": ("made", "removed")},
+    ),
+    "removed_from_organisation": MessageSpec(
+        required=("organisation_name",),
+        optional=("removed_by", "deactivated"),
+        choices={"deactivated": ("yes", "no")},
+        defaults={"deactivated": "no"},
+    ),
+    # The service-to-service API (issue 7, idp.services.service_api): a relying service gave an
+    # existing account access to itself. ``roles`` lists the role names, comma-separated.
+    "service_access_granted": MessageSpec(
+        required=("service_name", "organisation_name", "link"),
+        optional=("roles",),
+    ),
 }
 
 MESSAGE_NAMES: tuple[str, ...] = tuple(MESSAGES)
