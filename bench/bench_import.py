@@ -21,30 +21,32 @@ Writes ``bench/results/import.json`` and ``bench/results/import.md``. Exits 1 if
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
-import os
-import platform
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
+from bench.common import (
+    drop_database,
+    floor_rows,
+    import_parser,
+    import_report,
+    import_workspace,
+    libpq,
+    machine_figures,
+    run,
+    run_figures,
+    write_figures,
+)
 from bench.generate_gias import generate
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/idp_bench_import"
 TARGET_SECONDS = 60.0
 STATUS = {  # as the importer maps them
@@ -53,66 +55,6 @@ STATUS = {  # as the importer maps them
     "Open, but proposed to close": "proposed_to_close",
     "Proposed to open": "proposed_to_open",
 }
-
-
-@dataclass
-class Run:
-    """One run of the CLI command: its wall time, the child's peak memory and what it said."""
-
-    wall_seconds: float
-    peak_rss_mb: float
-    exit_code: int
-    stdout: str
-    stderr_tail: str
-
-
-def libpq(url: URL, database: str | None = None) -> str:
-    """A psycopg connection string for the SQLAlchemy URL (optionally another database)."""
-    url = url.set(drivername="postgresql")
-    if database is not None:
-        url = url.set(database=database)
-    return url.render_as_string(hide_password=False)
-
-
-def recreate_database(url: URL) -> None:
-    name = url.database
-    if not name or not re.fullmatch(r"[A-Za-z0-9_]+", name):  # it goes into DROP DATABASE
-        sys.exit(f"refusing an unusual database name: {name!r}")
-    with psycopg.connect(libpq(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(url: URL) -> None:
-    with psycopg.connect(libpq(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-
-
-def flask_command() -> list[str]:
-    local = ROOT / ".venv" / "bin" / "flask"
-    exe = str(local) if local.exists() else shutil.which("flask")
-    if not exe:
-        sys.exit("flask not found: run `make install` first")
-    return [exe, "--app", "idp"]
-
-
-def run(args: list[str], env: dict[str, str], workdir: Path) -> Run:
-    """Run one child to completion; time it and read its own peak RSS from wait4."""
-    out_path, err_path = workdir / "stdout.txt", workdir / "stderr.txt"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        start = time.perf_counter()
-        child = subprocess.Popen(args, stdout=out, stderr=err, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait again
-    stderr = err_path.read_text(errors="replace")
-    return Run(
-        wall_seconds=round(wall, 3),
-        peak_rss_mb=round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
-        exit_code=child.returncode,
-        stdout=out_path.read_text(errors="replace"),
-        stderr_tail="\n".join(stderr.strip().splitlines()[-5:]),
-    )
 
 
 def copy_baseline(url: URL, path: Path) -> tuple[float, int]:
@@ -184,25 +126,10 @@ def count(url: URL, where: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=50_000)
-    parser.add_argument("--seed", type=int, default=2024)
-    parser.add_argument("--keep-database", action="store_true", help="leave it for inspection")
-    args = parser.parse_args(argv)
-
-    url = make_url(os.environ.get("IDP_BENCH_DATABASE_URL", DEFAULT_URL))
-    env = {**os.environ, "IDP_DATABASE_URL": url.render_as_string(hide_password=False)}
-    env.pop("IDP_REDIS_URL", None)  # the import does not touch Redis
-    flask = flask_command()
+    args = import_parser(__doc__, rows=50_000).parse_args(argv)
     checks: dict[str, bool] = {}
 
-    with tempfile.TemporaryDirectory(prefix="bench_import_") as tmp:
-        work = Path(tmp)
-        recreate_database(url)
-        migrate = run([*flask, "db", "upgrade"], env, work)
-        if migrate.exit_code:
-            sys.exit(f"migrations failed:\n{migrate.stderr_tail}")
-
+    with import_workspace(DEFAULT_URL, "bench_import_") as (url, env, flask, work):
         gias, empty = work / "gias.csv", work / "empty.csv"
         start = time.perf_counter()
         generated = generate(gias, args.rows, seed=args.seed)
@@ -244,76 +171,38 @@ def main(argv: list[str] | None = None) -> int:
     checks[f"first run under {TARGET_SECONDS:.0f} s"] = first.wall_seconds < TARGET_SECONDS
 
     figures = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        **machine_figures(),
         "rows": rows,
         "file_megabytes": round(file_bytes / 1e6, 1),
         "generate_seconds": round(generate_seconds, 3),
-        "startup_run": asdict(startup),
-        "first_run": asdict(first),
-        "rerun": asdict(second),
+        **run_figures(rows, startup, first, second, copy_seconds, copy_rows),
         "update_every_row_run": asdict(third),
-        "first_run_rows_per_second": round(rows / first.wall_seconds),
-        "rerun_rows_per_second": round(rows / second.wall_seconds),
         "first_run_seconds_excluding_startup": round(first.wall_seconds - startup.wall_seconds, 3),
-        "copy_baseline_seconds": round(copy_seconds, 3),
-        "copy_baseline_rows": copy_rows,
-        "ratio_first_run_to_copy": round(first.wall_seconds / copy_seconds, 1),
-        "ratio_first_run_excluding_startup_to_copy": round(
-            (first.wall_seconds - startup.wall_seconds) / copy_seconds, 1
-        ),
         "target_seconds": TARGET_SECONDS,
         "checks": checks,
         "passed": all(checks.values()),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "import.json").write_text(json.dumps(figures, indent=2) + "\n")
-    (RESULTS / "import.md").write_text(report(figures))
-    print(report(figures))
+    write_figures("import", figures, report(figures))
     return 0 if figures["passed"] else 1
 
 
 def report(f: dict[str, Any]) -> str:
     """The short Markdown summary, also printed to the terminal."""
-    first, rerun, startup = f["first_run"], f["rerun"], f["startup_run"]
+    first, rerun = f["first_run"], f["rerun"]
     update, machine = f["update_every_row_run"], f["machine"]
-    rss = f"{startup['peak_rss_mb']} / {first['peak_rss_mb']} / {rerun['peak_rss_mb']} MB"
-    lines = [
-        "# Organisation import benchmark",
-        "",
+    intro = (
         f"`python -m bench.bench_import --rows {f['rows']}` ({f['file_megabytes']} MB file) "
-        f"on {f['when']}, Python {machine['python']}, {machine['cpus']} CPUs.",
-        "",
-        "| Measure | Value |",
-        "|---|---|",
+        f"on {f['when']}, Python {machine['python']}, {machine['cpus']} CPUs."
+    )
+    rows = [
         f"| First import, whole process | {first['wall_seconds']:.2f} s "
         f"({f['first_run_rows_per_second']:,} rows/s) |",
         f"| Re-run (no changes), whole process | {rerun['wall_seconds']:.2f} s |",
         f"| Every name changed (all updates), whole process | {update['wall_seconds']:.2f} s |",
-        f"| Start-up (header-only file) | {startup['wall_seconds']:.2f} s |",
-        f"| Peak RSS: start-up / first import / re-run | {rss} |",
-        f"| COPY of the same rows (floor) | {f['copy_baseline_seconds']:.2f} s |",
-        f"| Import / COPY | {f['ratio_first_run_to_copy']}x "
-        f"({f['ratio_first_run_excluding_startup_to_copy']}x excluding start-up) |",
+        *floor_rows(f, "the same rows"),
         f"| Target | under {f['target_seconds']:.0f} s |",
-        "",
-        "First import said:",
-        "",
-        *[f"    {line}" for line in str(first["stdout"]).splitlines()[:3]],
-        "",
-        "Re-run said:",
-        "",
-        *[f"    {line}" for line in str(rerun["stdout"]).splitlines()[:3]],
-        "",
-        "Checks: "
-        + ", ".join(f"{name}: {'ok' if ok else 'FAILED'}" for name, ok in f["checks"].items()),
-        "",
     ]
-    return "\n".join(lines)
+    return import_report("Organisation import benchmark", intro, rows, f, said_lines=3)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.cli import FlaskGroup
 
-from idp.cli import demo, organisations, services, users, worker
+from idp.cli import authentix, demo, organisations, services, users, worker
 
 
 def init_app(app: Flask) -> None:
@@ -22,6 +22,7 @@ def init_app(app: Flask) -> None:
         services.rotate_keys,
         services.prune_keys,
         organisations.import_organisations,
+        authentix.import_authentix,
         demo.seed_demo,
         worker.worker,
     ):

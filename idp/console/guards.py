@@ -3,7 +3,8 @@
 Every console view is wrapped by exactly one of these guards. They check, in order: a live
 SSO session (else sign in and come back), an active account, the right staff role (else 403),
 and for the helpdesk a session signed in with a phishing-resistant factor (WebAuthn: ``amr``
-``hwk`` or ``swk``, RFC 8176), else a page that explains how to get in.
+``hwk`` or ``swk``, RFC 8176) that carries the shorter staff timeouts (K01, E04: recorded
+when a staff member signs in), else a page that explains how to get in.
 
 Guards protect the door; the service layer still checks every change it is asked to make
 (an approver may only change their own organisation's people, whatever URL they forge).
@@ -56,7 +57,10 @@ def _helpdesk_guard(roles: frozenset[StaffRole]) -> Callable[[F], F]:
                 return user
             if user.staff_role not in roles:
                 abort(403)
-            if not WEBAUTHN_AMR & set(g.console_sso.amr):
+            # K01: a console session must carry the staff timeouts, which are written when a
+            # staff member signs in; a session from before they became staff must sign in again.
+            sso = g.console_sso
+            if not WEBAUTHN_AMR & set(sso.amr) or sso.idle_limit is None:
                 return (
                     render_template(
                         "console/webauthn_required.html",
@@ -66,9 +70,8 @@ def _helpdesk_guard(roles: frozenset[StaffRole]) -> Callable[[F], F]:
                 )
             return view(*args, **kwargs)
 
-        wrapper.console_guard = (
-            "helpdesk_admin" if roles == {StaffRole.HELPDESK_ADMIN} else "helpdesk"
-        )  # type: ignore[attr-defined]
+        guard = "helpdesk_admin" if roles == {StaffRole.HELPDESK_ADMIN} else "helpdesk"
+        wrapper.console_guard = guard  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate

@@ -9,6 +9,8 @@ from idp.console import (  # noqa: F401 (imported for their routes)
     approver_staff,
     helpdesk_actions,
     helpdesk_admin,
+    helpdesk_admin_orgs,
+    helpdesk_admin_staff,
     helpdesk_audit,
     helpdesk_bulk,
     helpdesk_home,

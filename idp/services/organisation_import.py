@@ -25,15 +25,11 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
-import codecs
 import csv
 import logging
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TextIO, cast
 
 from sqlalchemy import Connection, String, Table, bindparam, insert, select, update
@@ -42,6 +38,16 @@ from idp.extensions import db
 from idp.models.base import new_uuid, utcnow
 from idp.models.organisation import Organisation, OrganisationStatus, OrganisationType
 from idp.services import audit
+from idp.services.csv_import import (
+    ImportFileError,
+    ProgressCallback,
+    RejectedRows,
+    Source,
+    open_source,
+    read_header,
+    records,
+    source_name,
+)
 from idp.services.transaction import transaction
 
 log = logging.getLogger(__name__)
@@ -84,11 +90,8 @@ NO_LOCAL_AUTHORITY_NAMES = frozenset({"does not apply"})
 BATCH_SIZE = 2000
 # How often (in rows) to report progress; per-row callbacks would cost more than the parsing.
 PROGRESS_EVERY = 500
-ENCODINGS = ("utf-8-sig", "cp1252")  # tried in order; latin-1 (never fails) is the last resort
-
-ProgressCallback = Callable[[int, int | None], None]
-"""Called with (rows read so far, estimated total rows or None when unknown); the last call
-has both equal, since the estimate (lines in the file) can over-count multi-line records."""
+# Decoding, the header and line numbers are shared with the Authentix staff import
+# (:mod:`idp.services.csv_import`); ImportFileError is imported from here by callers.
 
 _TABLE = cast(Table, Organisation.__table__)
 _C = _TABLE.c
@@ -104,10 +107,6 @@ MAX_POSTCODE, MAX_LA_CODE = _limit("postcode"), _limit("la_code")
 UKPRN_DIGITS = 8  # the UK Register of Learning Providers number is always eight digits
 
 
-class ImportFileError(Exception):
-    """The file as a whole cannot be imported (unreadable, not a CSV, required columns missing)."""
-
-
 @dataclass(frozen=True, slots=True)
 class RowError:
     """One rejected row: the line it starts on (the header is line 1), its URN if any, and why."""
@@ -118,7 +117,7 @@ class RowError:
 
 
 @dataclass(slots=True)
-class ImportResult:
+class ImportResult(RejectedRows):
     """What an import did (or, for a dry run, would do)."""
 
     dry_run: bool = False
@@ -129,10 +128,6 @@ class ImportResult:
     local_authorities_updated: int = 0
     errors: list[RowError] = field(default_factory=list)
     encoding: str | None = None
-
-    @property
-    def rejected(self) -> int:
-        return len(self.errors)
 
     @property
     def changed(self) -> bool:
@@ -156,7 +151,7 @@ class ImportResult:
 
     def summary(self) -> list[str]:
         """Human summary lines; a re-run of the same file says plainly that nothing changed."""
-        rejected = f", {self.rejected} rejected" if self.rejected else ""
+        rejected = self.rejected_note()
         if not self.changed:
             prefix = "Dry run: no changes would be made" if self.dry_run else "No changes"
             return [f"{prefix}: {self.unchanged} unchanged{rejected}"]
@@ -197,7 +192,7 @@ class _Batch:
 
 
 def import_organisations(
-    source: str | os.PathLike[str] | TextIO,
+    source: Source,
     *,
     dry_run: bool = False,
     progress: ProgressCallback | None = None,
@@ -212,72 +207,10 @@ def import_organisations(
     a :class:`RowError` in the result. Needs an application context. It commits on the shared
     session once per batch, so call it with no other work pending in that session.
     """
-    with _open(source) as (stream, total, encoding):
+    with open_source(source) as (stream, total, encoding):
         importer = _Importer(dry_run=dry_run, actor=actor, batch_size=batch_size)
         importer.result.encoding = encoding
-        return importer.run(stream, total, progress, _source_name(source))
-
-
-@contextmanager
-def _open(
-    source: str | os.PathLike[str] | TextIO,
-) -> Iterator[tuple[TextIO, int | None, str | None]]:
-    """Yield (text stream, estimated data rows, encoding) and close what we opened."""
-    if not isinstance(source, str | os.PathLike):
-        total = None
-        if source.seekable():  # count lines so the progress bar has a length, then rewind
-            start = source.tell()
-            total = max(sum(1 for _ in source) - 1, 0)
-            source.seek(start)
-        yield source, total, None
-        return
-    path = Path(source)
-    try:
-        encoding, lines = sniff_encoding(path)
-        stream = path.open(encoding=encoding, newline="")
-    except OSError as exc:
-        raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    with stream:
-        yield stream, max(lines - 1, 0), encoding
-
-
-def sniff_encoding(path: Path) -> tuple[str, int]:
-    """Return the first encoding that decodes the whole file, and its number of lines.
-
-    Decoding is checked over the whole file, not a sample, because one cp1252 "é" on line
-    40,000 would otherwise abort an import that had already written 39,999 rows. One pass
-    with incremental decoders costs a fraction of a second for the full register.
-    """
-    decoders = {name: codecs.getincrementaldecoder(name)() for name in ENCODINGS}
-    lines = 0
-    last = b""
-    with path.open("rb") as f:
-        head = f.read(4)
-        if head.startswith(b"PK\x03\x04"):
-            raise ImportFileError(f"{path} is a zip archive: extract the CSV from it first")
-        f.seek(0)
-        while chunk := f.read(1 << 20):
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
-            for name, decoder in list(decoders.items()):
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError:
-                    del decoders[name]
-    for name, decoder in list(decoders.items()):
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            del decoders[name]
-    if last and last != b"\n":
-        lines += 1  # the last line has no newline but is still a line
-    return next(iter(decoders), "latin-1"), lines
-
-
-def _source_name(source: str | os.PathLike[str] | TextIO) -> str:
-    if isinstance(source, str | os.PathLike):
-        return Path(source).name
-    return str(getattr(source, "name", "<stream>"))
+        return importer.run(stream, total, progress, source_name(source))
 
 
 class _Importer:
@@ -304,20 +237,11 @@ class _Importer:
         index = self._read_header(reader)
         self._load_existing()
         rows = 0
-        previous_end = reader.line_num
         try:
-            while True:
-                try:
-                    fields = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as exc:
-                    self._reject(previous_end + 1, None, f"unreadable CSV: {exc}")
-                    previous_end = reader.line_num
+            for line, fields in records(reader):
+                if isinstance(fields, csv.Error):
+                    self._reject(line, None, f"unreadable CSV: {fields}")
                     continue
-                line, previous_end = previous_end + 1, reader.line_num
-                if not any(f.strip() for f in fields):
-                    continue  # blank lines and Excel's trailing ",,,," rows are not data
                 rows += 1
                 self._row(line, reader.line_num, fields, index)
                 if len(self.batch) >= self.batch_size:
@@ -333,18 +257,11 @@ class _Importer:
         return self.result
 
     def _read_header(self, reader: Iterator[list[str]]) -> dict[str, int]:
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ImportFileError("the file is empty") from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise ImportFileError(f"the header row cannot be read: {exc}") from exc
+        header = read_header(reader)
         self.width = len(header)
         index: dict[str, int] = {}
         for i, name in enumerate(header):
-            # A BOM can survive as "\ufeff" (utf-8 read as utf-8) or "ï»¿" (read as cp1252).
-            clean = name.lstrip("\ufeff").removeprefix("ï»¿").strip()
-            index.setdefault(clean, i)
+            index.setdefault(name, i)
         missing = [c for c in REQUIRED_COLUMNS if c not in index]
         if missing:
             raise ImportFileError(

@@ -56,18 +56,27 @@ def handle_reset_job(message: OutboxMessage) -> None:
     if user.status is UserStatus.INVITED:
         invitations.invite(user, actor="password_reset")
         return
+    send_reset_link(user)
+    audit.record("password_reset.requested", actor=None, target=user.sub, target_type="user")
+
+
+def send_reset_link(user: User, *, template: str = "password_reset") -> None:
+    """Issue a fresh reset link (older ones stop working, C02) and queue ``template`` with it.
+
+    The helpdesk sends one with ``template="helpdesk_password_reset"`` (K02: the helpdesk never
+    sees or sets a password; the link goes only to the person's own address).
+    """
     settings: Settings = current_app.extensions["settings"]
     lifetime = timedelta(minutes=settings.password_reset_lifetime_minutes)
     now = utcnow()
     raw = account_tokens.issue(user, TokenPurpose.PASSWORD_RESET, lifetime, now=now)
     outbox.enqueue_email(
         user.email,
-        "password_reset",
+        template,
         link=public_url("reset.reset_password", token=raw),
         expires_at=now + lifetime,
         valid_for=f"{settings.password_reset_lifetime_minutes} minutes",
     )
-    audit.record("password_reset.requested", actor=None, target=user.sub, target_type="user")
 
 
 def user_for_link(raw_token: str) -> User:

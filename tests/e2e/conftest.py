@@ -74,6 +74,56 @@ def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     context.close()
 
 
+def virtual_key_page(browser: Any, live_server: LiveServer) -> Any:
+    """A page on ``http://localhost:<port>`` with a virtual security key (USB, CTAP2, UV).
+
+    Chromium's virtual authenticator, through the DevTools protocol. Browsers refuse WebAuthn
+    on IP-address origins, hence ``localhost``; outside production the server accepts any
+    loopback port as an origin. Close it with ``page.context.close()``.
+    """
+    context = browser.new_context(base_url=live_server.url.replace("127.0.0.1", "localhost"))
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "usb",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )
+    return page
+
+
+@pytest.fixture
+def key_page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    """:func:`virtual_key_page` as a fixture (for helpdesk staff, who must use a key: K01)."""
+    page = virtual_key_page(browser, live_server)
+    yield page
+    page.context.close()
+
+
+def sign_in_staff_with_new_key(page: Any, email: str, password: str) -> None:
+    """Sign a staff member in on a :func:`key_page`: password, then the security key set-up
+    staff must complete (K01), then past the recovery codes to wherever sign-in lands."""
+    page.goto("/sign-in?prompt=login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url("**/sign-in/set-up/security-key")
+    page.fill("#name", "Helpdesk key")
+    page.click("button:has-text('Set up security key or passkey')")
+    page.wait_for_url("**/sign-in/set-up/recovery-codes")
+    page.click("button:has-text('I have saved my recovery codes')")
+    page.wait_for_url(lambda url: "/sign-in" not in url)
+
+
 def assert_accessible(page: Any) -> None:
     """axe-core finds no serious or critical violation on the current page."""
     # Evaluated through DevTools, which the page's strict CSP does not govern (an injected

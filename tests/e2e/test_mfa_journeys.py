@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from idp.extensions import db
-from idp.models import AuditEvent, Service
+from idp.models import AccessPolicy, AuditEvent, Service
 from idp.services.mfa import get_offer_schedule
 from tests.e2e.conftest import assert_accessible
 from tests.factories import DEFAULT_PASSWORD, make_user
@@ -49,28 +49,6 @@ def key_on_page(page: Any) -> str:
     return page.inner_text("#totp-key").replace(" ", "")
 
 
-def localhost_page(browser: Any, live_server: Any) -> Any:
-    """A page on http://localhost:<port> with a virtual security key (USB, CTAP2, UV)."""
-    context = browser.new_context(base_url=live_server.url.replace("127.0.0.1", "localhost"))
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable")
-    cdp.send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "usb",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-            }
-        },
-    )
-    return page
-
-
 def save_codes(page: Any, expected_url: str) -> list[str]:
     assert page.locator("h1").inner_text().startswith("Save your")
     codes = CODE.findall(page.inner_text("#recovery-codes"))
@@ -84,7 +62,8 @@ def save_codes(page: Any, expected_url: str) -> list[str]:
 def test_enrol_an_app_then_sign_in_with_password_and_code_and_a_replay_is_refused(page):
     make_user(email="ada@school.example")
     sign_in(page, "ada@school.example")
-    page.wait_for_url("**/account")
+    page.wait_for_url("**/services")  # issue 7: signing in lands on "Your services"
+    page.goto("/account")
     assert "None set up" in page.inner_text("main")
     page.click("a:has-text('Manage'):has(span:has-text('security methods'))")
     page.wait_for_url("**/account/security")
@@ -117,7 +96,7 @@ def test_enrol_an_app_then_sign_in_with_password_and_code_and_a_replay_is_refuse
     next_code = code_for(secret, steps=1)  # the current step was spent confirming the app
     page.fill("#code", next_code)
     page.click("button:has-text('Continue')")
-    page.wait_for_url("**/account")
+    page.wait_for_url("**/services")
 
     # The same code again, in a new sign-in, is refused (D03).
     sign_out(page)
@@ -157,7 +136,7 @@ def test_a_recovery_code_signs_in_and_forces_re_enrolment(page):
     page.fill("#code", code_for(key_on_page(page)))
     page.click("button:has-text('Continue')")
     page.wait_for_url("**/sign-in/set-up/recovery-codes")
-    new_codes = save_codes(page, "**/account")
+    new_codes = save_codes(page, "**/services")
     assert not set(new_codes) & set(old_codes)
 
     # The used code, and the rest of the old set, no longer work.
@@ -169,11 +148,11 @@ def test_a_recovery_code_signs_in_and_forces_re_enrolment(page):
     assert "not used before" in page.inner_text(".govuk-error-summary")
 
 
-def test_register_a_security_key_then_sign_in_with_it(browser, live_server):
+def test_register_a_security_key_then_sign_in_with_it(key_page):
     make_user(email="ada@school.example")
-    page = localhost_page(browser, live_server)
+    page = key_page
     sign_in(page, "ada@school.example")
-    page.wait_for_url("**/account")
+    page.wait_for_url("**/services")
     page.goto("/account/security")
     page.click("text=Add a security key or passkey")
     page.wait_for_url("**/account/security/keys/add")
@@ -209,19 +188,18 @@ def test_register_a_security_key_then_sign_in_with_it(browser, live_server):
     assert page.locator("h1").inner_text() == "Use your security key or passkey"
     assert_accessible(page)
     page.click("button:has-text('Use security key or passkey')")
-    page.wait_for_url("**/account")
+    page.wait_for_url("**/services")
     verified = db.session.scalars(
         select(AuditEvent).where(AuditEvent.event == "mfa.verified")
     ).all()
     assert [e.details["method"] for e in verified] == ["webauthn"]
-    page.context.close()
 
 
-def test_a_helpdesk_user_without_a_key_is_made_to_register_one(browser, live_server):
+def test_a_helpdesk_user_without_a_key_is_made_to_register_one(key_page):
     from idp.models import StaffRole
 
     make_user(email="grace@helpdesk.example", staff_role=StaffRole.HELPDESK)
-    page = localhost_page(browser, live_server)
+    page = key_page
     sign_in(page, "grace@helpdesk.example")
     page.wait_for_url("**/sign-in/set-up/security-key")
     assert "Helpdesk staff must use a security key or passkey" in page.inner_text("main")
@@ -234,8 +212,7 @@ def test_a_helpdesk_user_without_a_key_is_made_to_register_one(browser, live_ser
     page.fill("#name", "Helpdesk key")
     page.click("button:has-text('Set up security key or passkey')")
     page.wait_for_url("**/sign-in/set-up/recovery-codes")
-    save_codes(page, "**/account")
-    page.context.close()
+    save_codes(page, "**/account")  # back where the sign-in started (next=/account)
 
 
 def test_a_browser_without_webauthn_is_told_what_to_do(browser, live_server):
@@ -245,7 +222,7 @@ def test_a_browser_without_webauthn_is_told_what_to_do(browser, live_server):
     page = context.new_page()
     page.set_default_timeout(10_000)
     sign_in(page, "ada@school.example")
-    page.wait_for_url("**/account")
+    page.wait_for_url("**/services")
     page.goto("/account/security/keys/add")
     note = page.locator("[data-webauthn-unsupported]")
     assert note.is_visible()
@@ -258,7 +235,7 @@ def test_a_browser_without_webauthn_is_told_what_to_do(browser, live_server):
 def test_protect_your_account_is_offered_and_not_now_goes_on(page):
     user = make_user(email="ada@school.example")
     sign_in(page, "ada@school.example")
-    page.wait_for_url("**/account")  # the first sign-in is not interrupted
+    page.wait_for_url("**/services")  # the first sign-in is not interrupted
     get_offer_schedule().postpone(user.sub, until=0)
     sign_in(page, "ada@school.example")
     page.wait_for_url("**/sign-in/protect-your-account")
@@ -267,15 +244,15 @@ def test_protect_your_account_is_offered_and_not_now_goes_on(page):
     page.click("button:has-text('Set up now')")
     page.wait_for_url("**/sign-in/set-up")
     page.click("button:has-text('Do this later')")
-    page.wait_for_url("**/account")
+    page.wait_for_url("**/services")
 
     get_offer_schedule().postpone(user.sub, until=0)
     sign_in(page, "ada@school.example")
     page.wait_for_url("**/sign-in/protect-your-account")
     page.click("button:has-text('Not now')")
-    page.wait_for_url("**/account")
+    page.wait_for_url("**/services")
     sign_in(page, "ada@school.example")
-    page.wait_for_url("**/account")  # not asked again for a while
+    page.wait_for_url("**/services")  # not asked again for a while
 
 
 def test_removing_the_app_asks_for_confirmation(page):
@@ -285,7 +262,7 @@ def test_removing_the_app_asks_for_confirmation(page):
     sign_in(page, "ada@school.example")
     page.fill("#code", code_for(secret))
     page.click("button:has-text('Continue')")
-    page.wait_for_url("**/account")
+    page.wait_for_url("**/services")
     page.goto("/account/security")
     page.click("a:has-text('Remove'):has(span:has-text('authenticator app'))")
     page.wait_for_url("**/account/security/app/remove")
@@ -307,7 +284,7 @@ def test_step_up_through_authorize_for_a_service_that_requires_mfa(page, live_se
         )
     user = make_user(email="ada@school.example")
     sign_in(page, "ada@school.example")
-    page.wait_for_url("**/account")
+    page.wait_for_url("**/services")
     secret = add_totp(user)  # set up since this session began: the session is password-only
     db.session.add(
         Service(
@@ -318,6 +295,7 @@ def test_step_up_through_authorize_for_a_service_that_requires_mfa(page, live_se
             grant_types=["authorization_code"],
             token_endpoint_auth_method="none",
             require_mfa=True,
+            access_policy=AccessPolicy.OPEN,  # access is not the point here (issue 7)
         )
     )
     db.session.commit()
