@@ -46,39 +46,32 @@ _FORBIDDEN_KEYS = frozenset(
 )
 
 
-def record(
-    event: str,
-    *,
-    actor: str | None,
-    target: str | None = None,
-    outcome: str = SUCCESS,
-    target_type: str | None = None,
-    reason: str | None = None,
-    **details: Any,
-) -> AuditEvent:
-    """Record one security event and return the (flushed) row."""
+def _context(details: dict[str, Any]) -> dict[str, str | None]:
+    """Refuse secret-looking detail keys (K03); the request's IP, user agent and request id."""
     bad = _FORBIDDEN_KEYS.intersection(k.lower() for k in details)
     if bad:
         raise ValueError(f"audit details must not carry secrets: {sorted(bad)}")
-    ip = user_agent = request_id = None
-    if has_request_context():
-        ip = request.remote_addr
-        user_agent = (request.user_agent.string or "")[:512] or None
-        request_id = g.get("request_id")
-    row = AuditEvent(
-        event=event,
-        outcome=outcome,
-        actor_id=actor,
-        target_type=target_type,
-        target_id=target,
-        reason=reason,
-        ip=ip,
-        user_agent=user_agent,
-        request_id=request_id,
-        details=details,
-    )
-    db.session.add(row)
-    db.session.flush()
+    if not has_request_context():
+        return {"ip": None, "user_agent": None, "request_id": None}
+    return {
+        "ip": request.remote_addr,
+        "user_agent": (request.user_agent.string or "")[:512] or None,
+        "request_id": g.get("request_id"),
+    }
+
+
+def _log_line(
+    event: str,
+    outcome: str,
+    actor: str | None,
+    target: str | None,
+    target_type: str | None,
+    reason: str | None,
+    details: dict[str, Any],
+) -> None:
+    """The AUDIT-level log line that mirrors each row (structured under ``audit``)."""
+    if not log.isEnabledFor(AUDIT):
+        return
     log.log(
         AUDIT,
         "%s %s actor=%s target=%s",
@@ -98,6 +91,32 @@ def record(
             }
         },
     )
+
+
+def record(
+    event: str,
+    *,
+    actor: str | None,
+    target: str | None = None,
+    outcome: str = SUCCESS,
+    target_type: str | None = None,
+    reason: str | None = None,
+    **details: Any,
+) -> AuditEvent:
+    """Record one security event and return the (flushed) row."""
+    row = AuditEvent(
+        event=event,
+        outcome=outcome,
+        actor_id=actor,
+        target_type=target_type,
+        target_id=target,
+        reason=reason,
+        details=details,
+        **_context(details),
+    )
+    db.session.add(row)
+    db.session.flush()
+    _log_line(event, outcome, actor, target, target_type, reason, details)
     return row
 
 
@@ -117,14 +136,6 @@ def record_routine(
     and no row object to track, about a fifth of the CPU (issue 4: token endpoint throughput).
     Use it where nothing needs the row back.
     """
-    bad = _FORBIDDEN_KEYS.intersection(k.lower() for k in details)
-    if bad:
-        raise ValueError(f"audit details must not carry secrets: {sorted(bad)}")
-    ip = user_agent = request_id = None
-    if has_request_context():
-        ip = request.remote_addr
-        user_agent = (request.user_agent.string or "")[:512] or None
-        request_id = g.get("request_id")
     db.session.execute(
         _INSERT,
         {
@@ -135,29 +146,8 @@ def record_routine(
             "target_type": target_type,
             "target_id": target,
             "reason": reason,
-            "ip": ip,
-            "user_agent": user_agent,
-            "request_id": request_id,
             "details": details,
+            **_context(details),
         },
     )
-    if log.isEnabledFor(AUDIT):
-        log.log(
-            AUDIT,
-            "%s %s actor=%s target=%s",
-            event,
-            outcome,
-            actor,
-            target,
-            extra={
-                "audit": {
-                    "event": event,
-                    "outcome": outcome,
-                    "actor": actor,
-                    "target": target,
-                    "target_type": target_type,
-                    "reason": reason,
-                    "details": details,
-                }
-            },
-        )
+    _log_line(event, outcome, actor, target, target_type, reason, details)

@@ -4,7 +4,7 @@ organisation's people, inviting, and every way a token or a request can be wrong
 from __future__ import annotations
 
 import json
-import time
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -158,7 +158,11 @@ def test_expired_revoked_forged_and_foreign_tokens_are_invalid(caller, teacher):
     path = f"/users/{teacher.sub}"
     assert_invalid_token(caller.get(path, token="not.a.token"))
     expired = mint_access_token(
-        service, sub=service.client_id, scope="users:read", authn=None, now=int(time.time()) - 3600
+        service,
+        sub=service.client_id,
+        scope="users:read",
+        authn=None,
+        now=int(datetime.now(UTC).timestamp()) - 3600,
     )
     assert_invalid_token(caller.get(path, token=expired.token))
 
@@ -173,7 +177,7 @@ def test_expired_revoked_forged_and_foreign_tokens_are_invalid(caller, teacher):
     )
     assert_invalid_token(caller.get(path, token=revoked))
 
-    now = int(time.time())
+    now = int(datetime.now(UTC).timestamp())
     claims = {
         "iss": get_issuer(),
         "sub": service.client_id,
