@@ -44,13 +44,16 @@ def worker_number(worker_id: str) -> int:
     return int(match.group()) if match else 0
 
 
-def server_database_url(worker_id: str) -> str:
-    """Create (or re-create) this worker's own PostgreSQL database and return its URL."""
+def server_database_url(worker_id: str, suffix: str = "") -> str:
+    """Create (or re-create) this worker's own PostgreSQL database and return its URL.
+
+    ``suffix`` names a second database for a second provider in the same worker (the
+    interoperability and relying-party suites run their own on loopback)."""
     base = os.environ.get("IDP_TEST_DATABASE_URL")
     if not base:
         pytest.exit("IDP_TEST_BACKEND=server needs IDP_TEST_DATABASE_URL", returncode=2)
     url = make_url(base).set(drivername="postgresql+psycopg")
-    name = f"idp_test_{SLOT}_{worker_number(worker_id)}"
+    name = f"idp_test_{SLOT}_{worker_number(worker_id)}{suffix}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -67,7 +70,9 @@ def server_redis_url(worker_id: str) -> str:
     return re.sub(r"/\d*$", "", base.rstrip("/")) + f"/{1 + SLOT * 2 + worker_number(worker_id)}"
 
 
-def make_test_settings(tmp: Path, worker_id: str, **overrides: object) -> Settings:
+def make_test_settings(
+    tmp: Path, worker_id: str, *, database_suffix: str = "", **overrides: object
+) -> Settings:
     values: dict[str, object] = {
         "env": "test",
         "instance_path": str(tmp),
@@ -81,7 +86,7 @@ def make_test_settings(tmp: Path, worker_id: str, **overrides: object) -> Settin
         "redis_url": None,
     }
     if BACKEND == "server":
-        values["database_url"] = server_database_url(worker_id)
+        values["database_url"] = server_database_url(worker_id, database_suffix)
         values["redis_url"] = server_redis_url(worker_id)
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import os
 import shutil
 import subprocess
 import tempfile
@@ -35,15 +34,16 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from idp import create_app
 from idp.config import Settings
 from idp.extensions import db
 from tests.browser_thread import browser_page, chromium  # noqa: F401 (fixtures)
-from tests.conftest import BACKEND, SLOT, IsolatedClient, server_redis_url, worker_number
+from tests.conftest import (
+    IsolatedClient,
+    make_test_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "bench" / "node"
@@ -78,38 +78,12 @@ class InteropServer:
         self._thread.join(timeout=5)
 
 
-def _interop_database_url(worker_id: str) -> str:
-    """This worker's own interop PostgreSQL database, created afresh."""
-    base = os.environ.get("IDP_TEST_DATABASE_URL")
-    if not base:
-        pytest.exit("IDP_TEST_BACKEND=server needs IDP_TEST_DATABASE_URL", returncode=2)
-    url = make_url(base).set(drivername="postgresql+psycopg")
-    name = f"idp_test_{SLOT}_{worker_number(worker_id)}_interop"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
 def interop_settings(tmp: Path, worker_id: str, public_base_url: str) -> Settings:
-    """The suite's test settings (tests/conftest.py), served at ``public_base_url``."""
-    values: dict[str, object] = {
-        "env": "test",
-        "instance_path": str(tmp),
-        "public_base_url": public_base_url,
-        "argon2_time_cost": 1,
-        "argon2_memory_cost": 64,
-        "argon2_parallelism": 1,
-        "log_level": "WARNING",
-        "database_url": f"sqlite:///{tmp / 'interop.sqlite3'}",
-        "redis_url": None,
-    }
-    if BACKEND == "server":
-        values["database_url"] = _interop_database_url(worker_id)
-        values["redis_url"] = server_redis_url(worker_id)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    """The suite's test settings (tests/conftest.py) with a database of this suite's own,
+    served at ``public_base_url``."""
+    return make_test_settings(
+        tmp, worker_id, database_suffix="_interop", public_base_url=public_base_url
+    )
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ are skipped.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -38,12 +37,13 @@ from idp import create_app  # noqa: E402
 from idp.config import Settings  # noqa: E402
 from idp.extensions import db  # noqa: E402
 from idp.services import clients as service_registry  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 from tests.browser_thread import browser_page, chromium  # noqa: E402, F401 (fixtures)
 from werkzeug.serving import make_server  # noqa: E402
 
-from tests.conftest import BACKEND, SLOT, clean_state, server_redis_url, worker_number  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    clean_state,
+    make_test_settings,
+)
 
 
 class _Slot:
@@ -73,36 +73,10 @@ class Loopback:
         self._thread.join(timeout=5)
 
 
-def _own_database(worker_id: str) -> str:
-    base = os.environ.get("IDP_TEST_DATABASE_URL")
-    if not base:
-        pytest.exit("IDP_TEST_BACKEND=server needs IDP_TEST_DATABASE_URL", returncode=2)
-    url = make_url(base).set(drivername="postgresql+psycopg")
-    name = f"idp_test_{SLOT}_{worker_number(worker_id)}_rp"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
 def provider_settings(tmp: Path, worker_id: str, url: str) -> Settings:
-    values: dict[str, object] = {
-        "env": "test",
-        "instance_path": str(tmp),
-        "public_base_url": url,
-        "argon2_time_cost": 1,
-        "argon2_memory_cost": 64,
-        "argon2_parallelism": 1,
-        "log_level": "WARNING",
-        "database_url": f"sqlite:///{tmp / 'rp.sqlite3'}",
-        "redis_url": None,
-    }
-    if BACKEND == "server":
-        values["database_url"] = _own_database(worker_id)
-        values["redis_url"] = server_redis_url(worker_id)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    """The suite's test settings (tests/conftest.py) with a database of this suite's own,
+    served at ``url``."""
+    return make_test_settings(tmp, worker_id, database_suffix="_rp", public_base_url=url)
 
 
 @pytest.fixture(scope="session")
