@@ -55,3 +55,19 @@ def test_agent_signs_in_with_a_key_searches_and_opens_a_person(key_page: Any) ->
     page.goto("/helpdesk/search?q=ab")  # too short: an error summary linking to the box
     assert "Enter at least 3 letters or numbers" in page.inner_text(".govuk-error-summary")
     assert_accessible(page)
+
+
+def test_agent_without_a_key_never_reaches_the_console(page: Any) -> None:
+    # K01: signing in stops at setting up a security key (this browser has none), and until
+    # one is set up the console sends the agent back to sign in.
+    agent = make_user(email="agent@helpdesk.example", staff_role=StaffRole.HELPDESK)
+    page.goto("/helpdesk/")
+    page.wait_for_url("**/sign-in**")
+    page.fill("#email", agent.email)
+    page.fill("#password", DEFAULT_PASSWORD)
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url("**/sign-in/set-up/security-key")
+    assert "Helpdesk staff must use a security key or passkey" in page.inner_text("main")
+    page.goto("/helpdesk/")
+    assert "/sign-in" in page.url
+    assert "Helpdesk console" not in page.inner_text("main")
