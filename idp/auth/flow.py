@@ -14,7 +14,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -125,7 +125,8 @@ def start_step_up(
 def save(pending: PendingSignIn, *, batch: Store | None = None) -> None:
     """Store ``pending`` (on ``batch``, a pipeline the caller executes, when given)."""
     store = get_store() if batch is None else batch
-    store.set(_KEY.format(pending.id), json.dumps(asdict(pending)), ex=PENDING_TTL_SECONDS)
+    # vars(), not asdict(): the same JSON without asdict's deep copy (issue 3's budget).
+    store.set(_KEY.format(pending.id), json.dumps(vars(pending)), ex=PENDING_TTL_SECONDS)
     if session.get(_SESSION_FIELD) != pending.id:
         session[_SESSION_FIELD] = pending.id  # an unchanged session is not re-signed
 

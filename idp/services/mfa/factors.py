@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, bindparam, delete, exists, select
+from sqlalchemy import ColumnElement, delete, exists, select
 from sqlalchemy.orm import QueryableAttribute
 
 from idp.extensions import db
@@ -20,8 +20,6 @@ from idp.services import audit, outbox
 from idp.services.links import public_url
 from idp.services.mfa.common import LastFactorRequired, Method, NoSuchFactor
 from idp.services.mfa.policy import must_keep_a_factor, satisfies_policy
-from idp.services.transaction import read_outside_transaction
-from idp.services.users import InvalidEmail, canonical_email
 
 
 @dataclass(frozen=True)
@@ -68,25 +66,6 @@ def any_factor(user_id: QueryableAttribute[int] | ColumnElement[int] | int) -> C
 def has_any_factor(user: User) -> bool:
     """``factors_of(user).any`` in one round trip: sign-in asks this of everyone."""
     return bool(db.session.scalar(select(any_factor(user.id))))
-
-
-def find_by_email_with_any_factor(raw_email: str) -> tuple[User | None, bool]:
-    """``users.find_by_email`` and :func:`has_any_factor` in one query.
-
-    The sign-in POST needs both (the password check, then whether the MFA step applies);
-    every round trip there counts against issue 3's budget of 1.2x one argon2id verification.
-    """
-    try:
-        email = canonical_email(raw_email)
-    except InvalidEmail:
-        return None, False
-    # One round trip, without BEGIN/ROLLBACK around it (issue 3).
-    row = read_outside_transaction(_FIND_WITH_ANY_FACTOR, {"email": email})
-    return (row[0], bool(row[1])) if row is not None else (None, False)
-
-
-# Built once: constructing this statement cost more CPU than running it (sign-in, issue 3).
-_FIND_WITH_ANY_FACTOR = select(User, any_factor(User.id)).where(User.email == bindparam("email"))
 
 
 def totp_credentials(user: User, *, confirmed: bool = True) -> list[TotpCredential]:
