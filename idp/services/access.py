@@ -43,6 +43,38 @@ class AccessError(ValueError):
     """A change the rules forbid; the message is plain English, fit to show."""
 
 
+def _record(
+    event: str,
+    user: User,
+    organisation: Organisation,
+    *,
+    actor: str,
+    reason: str | None,
+    **details: object,
+) -> None:
+    """Audit a change to ``user``'s place at ``organisation`` (K03)."""
+    audit.record(
+        event,
+        actor=actor,
+        target=user.sub,
+        target_type="user",
+        reason=reason,
+        organisation=organisation.public_id,
+        **details,
+    )
+
+
+def _refuse_last_approver(
+    found: Membership, user: User, organisation: Organisation, *, then: str
+) -> None:
+    """Never leave an organisation with people but no approver (issue 7)."""
+    if found.role is MembershipRole.APPROVER and count_approvers(organisation) <= 1:
+        raise AccessError(
+            f"{user.name} is the only approver for {organisation.name}. "
+            f"Make someone else an approver {then}."
+        )
+
+
 # -- memberships ---------------------------------------------------------------------------------
 
 
@@ -147,15 +179,7 @@ def add_membership(
     created = Membership(user_id=user.id, organisation_id=organisation.id, role=role)
     db.session.add(created)
     db.session.flush()
-    audit.record(
-        "membership.added",
-        actor=actor,
-        target=user.sub,
-        target_type="user",
-        reason=reason,
-        organisation=organisation.public_id,
-        role=str(role),
-    )
+    _record("membership.added", user, organisation, actor=actor, reason=reason, role=str(role))
     return created
 
 
@@ -173,21 +197,16 @@ def set_membership_role(
         raise AccessError(f"{user.name} is not a member of {organisation.name}")
     if found.role is role:
         return found
-    if found.role is MembershipRole.APPROVER and count_approvers(organisation) <= 1:
-        raise AccessError(
-            f"{user.name} is the only approver for {organisation.name}. "
-            "Make someone else an approver first."
-        )
+    _refuse_last_approver(found, user, organisation, then="first")
     previous = found.role
     found.role = role
     db.session.flush()
-    audit.record(
+    _record(
         "membership.role_changed",
+        user,
+        organisation,
         actor=actor,
-        target=user.sub,
-        target_type="user",
         reason=reason,
-        organisation=organisation.public_id,
         previous_role=str(previous),
         role=str(role),
     )
@@ -205,23 +224,12 @@ def remove_membership(
     found = membership(user, organisation)
     if found is None:
         return False
-    if found.role is MembershipRole.APPROVER and count_approvers(organisation) <= 1:
-        raise AccessError(
-            f"{user.name} is the only approver for {organisation.name}. "
-            "Make someone else an approver before removing them."
-        )
+    _refuse_last_approver(found, user, organisation, then="before removing them")
     for grant in grants_of(user, organisation):
         db.session.delete(grant)
     db.session.delete(found)
     db.session.flush()
-    audit.record(
-        "membership.removed",
-        actor=actor,
-        target=user.sub,
-        target_type="user",
-        reason=reason,
-        organisation=organisation.public_id,
-    )
+    _record("membership.removed", user, organisation, actor=actor, reason=reason)
     return True
 
 
@@ -320,13 +328,12 @@ def set_access(
     previous = sorted(role.code for role in grant.roles) if not created else []
     grant.roles = roles
     db.session.flush()
-    audit.record(
+    _record(
         "access.granted" if created else "access.changed",
+        user,
+        organisation,
         actor=actor,
-        target=user.sub,
-        target_type="user",
         reason=reason,
-        organisation=organisation.public_id,
         service=service.client_id,
         roles=[role.code for role in roles],
         previous_roles=previous,
@@ -348,13 +355,7 @@ def remove_access(
         return False
     db.session.delete(grant)
     db.session.flush()
-    audit.record(
-        "access.removed",
-        actor=actor,
-        target=user.sub,
-        target_type="user",
-        reason=reason,
-        organisation=organisation.public_id,
-        service=service.client_id,
+    _record(
+        "access.removed", user, organisation, actor=actor, reason=reason, service=service.client_id
     )
     return True
