@@ -38,10 +38,10 @@ RUN mkdir idp && touch idp/__init__.py \
 
 # The code, the migrations and the assets, then the package itself.
 # The source tree stays in /app (the working directory) because create_app() finds
-# migrations/ next to the idp package, and gunicorn and flask import from /app first.
+# migrations/ next to the idp package, and granian and flask import from /app first.
 COPY idp ./idp
 COPY migrations ./migrations
-COPY config/gunicorn.conf.py ./config/gunicorn.conf.py
+COPY config/granian-logging.json ./config/granian-logging.json
 COPY --from=assets /build/govuk ./idp/static/govuk
 RUN pip install --no-deps . \
  && rm -rf build ./*.egg-info \
@@ -56,4 +56,22 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, urllib.parse, urllib.request as r; host = urllib.parse.urlsplit(os.environ.get('IDP_PUBLIC_BASE_URL', 'http://127.0.0.1')).netloc; r.urlopen(r.Request('http://127.0.0.1:8000/healthz', headers={'Host': host}), timeout=2)"]
 
-CMD ["gunicorn", "--config", "config/gunicorn.conf.py", "idp:create_app()"]
+# The HTTP server: granian (docs/architecture.md "Serving"). Every setting is an environment
+# variable, so a deployment tunes it without a rebuild. Worker processes x blocking threads is
+# the concurrency; threads let a worker overlap its PostgreSQL and Redis waits. Keep-alive is
+# on (HTTP/1.1); the header buffer is bounded before anything parses it (L02); a worker that
+# dies is started again; JSON logs like the app's; no access log (nginx writes it).
+ENV GRANIAN_INTERFACE=wsgi \
+    GRANIAN_HOST=0.0.0.0 \
+    GRANIAN_PORT=8000 \
+    GRANIAN_WORKERS=4 \
+    GRANIAN_BLOCKING_THREADS=4 \
+    GRANIAN_HTTP=1 \
+    GRANIAN_WEBSOCKETS=false \
+    GRANIAN_HTTP1_BUFFER_SIZE=65536 \
+    GRANIAN_HTTP1_HEADER_READ_TIMEOUT=10000 \
+    GRANIAN_RESPAWN_FAILED_WORKERS=true \
+    GRANIAN_WORKERS_KILL_TIMEOUT=30 \
+    GRANIAN_LOG_CONFIG=config/granian-logging.json \
+    GRANIAN_FACTORY=true
+CMD ["granian", "idp:create_app"]

@@ -5,8 +5,9 @@ OpenID provider) on the same machine, with the same signing algorithms, measured
 run at the same concurrency. Both providers run at once on loopback, each with two worker
 processes on one shared store:
 
-- ours: ``gunicorn --workers 2 --worker-class gthread --threads 4 --keep-alive 5
-  'idp:create_app()'`` (the production model, config/gunicorn.conf.py) on a
+- ours: ``granian --interface wsgi --workers 2 --blocking-threads 4 --factory
+  idp:create_app`` (the production server, as the Dockerfile; ``--server gunicorn`` for the
+  previous one) on a
   fresh PostgreSQL database and Redis database 13, ``IDP_ENV=development``, log level WARNING;
 - node-oidc-provider: ``bench/node/op.mjs``, ``node --max-old-space-size=512``, a
   ``node:cluster`` of 2 workers on Redis database 14, configured like ours (docs/benchmarks.md).
@@ -463,6 +464,46 @@ def prepare_ours(database_url: str, origin: str) -> dict[str, Any]:
     return {"views": views}
 
 
+def server_command(args: argparse.Namespace, port: int) -> list[str]:
+    """How our provider is served: granian (the production server, as the Dockerfile) or
+    gunicorn (the previous one, kept for comparison)."""
+    if args.server == "granian":
+        return [
+            str(VENV_BIN / "granian"),
+            "--interface",
+            "wsgi",
+            "--workers",
+            str(args.workers),
+            "--blocking-threads",
+            str(args.threads),
+            "--no-ws",
+            "--log-level",
+            "warning",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--factory",
+            "idp:create_app",
+        ]
+    command = [
+        str(VENV_BIN / "gunicorn"),
+        "--workers",
+        str(args.workers),
+        "--worker-class",
+        args.worker_class,
+        "--keep-alive",
+        "5",
+        "--log-level",
+        "warning",
+        "-b",
+        f"127.0.0.1:{port}",
+    ]
+    if args.worker_class == "gthread":
+        command += ["--threads", str(args.threads)]
+    return [*command, "idp:create_app()"]
+
+
 @contextlib.contextmanager
 def our_provider(args: argparse.Namespace) -> Iterator[Provider]:
     port = free_port()
@@ -478,22 +519,7 @@ def our_provider(args: argparse.Namespace) -> Iterator[Provider]:
             "IDP_PUBLIC_BASE_URL": origin,
             "IDP_LOG_LEVEL": "WARNING",
         }
-        command = [
-            str(VENV_BIN / "gunicorn"),
-            "--workers",
-            str(args.workers),
-            "--worker-class",
-            args.worker_class,
-            "--keep-alive",
-            "5",
-            "--log-level",
-            "warning",
-            "-b",
-            f"127.0.0.1:{port}",
-        ]
-        if args.worker_class == "gthread":
-            command += ["--threads", str(args.threads)]
-        command.append("idp:create_app()")
+        command = server_command(args, port)
         process = subprocess.Popen(command, cwd=ROOT, env=env)
         try:
             wait_for_http(origin + "/healthz", 60, process)
@@ -822,7 +848,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"`python -m bench.bench_token` on {report['when']}, {setup['machine']}. "
         f"Both providers side by side on loopback, {setup['workers']} worker processes each "
-        f"(ours: gunicorn {setup['worker_class']}; node: node:cluster), "
+        f"(ours: {setup['worker_class']}; node: node:cluster), "
         f"{setup['connections']} concurrent connections from one load generator "
         "(bench/node/load.mjs), "
         f"{setup['rounds']} alternating rounds of {setup['duration']} s "
@@ -890,7 +916,8 @@ def main() -> None:
         "--codes", type=int, default=4000, help="at most this many codes per redemption round"
     )
     parser.add_argument("--workers", type=int, default=2)
-    # gthread, as config/gunicorn.conf.py: keep-alive (sync closes every connection).
+    # --server gunicorn: gthread keeps connections alive (sync closes every connection).
+    parser.add_argument("--server", default="granian", choices=("granian", "gunicorn"))
     parser.add_argument("--worker-class", default="gthread", choices=("sync", "gthread"))
     parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker")
     parser.add_argument("--output", default="token", help="bench/results/<output>.json|md")
@@ -922,8 +949,12 @@ def main() -> None:
             "rounds": args.rounds,
             "codes": args.codes,
             "workers": args.workers,
-            "worker_class": args.worker_class
-            + (f" ({args.threads} threads)" if args.worker_class == "gthread" else ""),
+            "worker_class": (
+                f"granian wsgi ({args.threads} blocking threads)"
+                if args.server == "granian"
+                else f"gunicorn {args.worker_class}"
+                + (f" ({args.threads} threads)" if args.worker_class == "gthread" else "")
+            ),
             "load_before": load_before,
             "load_after": load_after,
             "id_token_alg": "RS256",
