@@ -817,9 +817,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         now = utcnow()
         if now >= row.expires_at or now >= row.family_expires_at:
             raise InvalidGrantError("The refresh token has expired.")
-        with transaction():  # committed at once: every other instance sees the claim
-            claimed = tokens.claim_refresh_token(row, now)
-        if not claimed:
+        # Claimed in the same unit of work as what it issues (one commit, issue 4). The
+        # conditional UPDATE holds the row until then, so a concurrent use of the same token
+        # waits, then finds it used: exactly one caller wins (G05). A refusal after the claim
+        # (account no longer active, access taken away) is an error response, not an
+        # exception, so the view's unit of work still commits the claim.
+        if not tokens.claim_refresh_token(row, now):
             self._reused(row)
         self.request.authn = tokens.Authentication(
             sid=row.sid,

@@ -4,6 +4,7 @@ the family, and the right error codes come back."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -55,6 +56,36 @@ def test_G05_reuse_revokes_the_whole_family(rp, user):
     assert rp.refresh(rt2).get_json()["error"] == "invalid_grant"  # RT2 died with the family
     events_seen = [e.event for e in db.session.scalars(select(AuditEvent))]
     assert "token.refresh_reuse_detected" in events_seen
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_G05_concurrent_uses_of_one_refresh_token_at_most_one_wins(app, rp, user, attempt):
+    """The claim and what it issues commit together; a second use racing the first still
+    finds the token used (the row is held until the first commits) and revokes the family."""
+    tokens_ = rp.redeem(rp.login(EMAIL, scope="openid offline_access").code).get_json()
+    data = {"grant_type": "refresh_token", "refresh_token": tokens_["refresh_token"]}
+    headers = rp.client_auth({})
+    barrier = threading.Barrier(4)
+    results: list[tuple[int, dict[str, str]]] = []
+    lock = threading.Lock()
+
+    def use() -> None:
+        barrier.wait()
+        response = app.test_client().post("/token", data=data, headers=headers)
+        with lock:
+            results.append((response.status_code, response.get_json()))
+
+    threads = [threading.Thread(target=use) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 4
+    winners = [body for status, body in results if status == 200]
+    assert len(winners) <= 1
+    assert all(body["error"] == "invalid_grant" for status, body in results if status != 200)
+    for body in winners:  # the reuse revoked the family, the winner's new token included
+        assert rp.refresh(body["refresh_token"]).get_json()["error"] == "invalid_grant"
 
 
 def test_G05_bound_to_the_client(client, rp, user):
