@@ -28,9 +28,13 @@ def init_app(app: Flask, settings: Settings) -> None:
     @app.after_request
     def set_security_headers(response: Response) -> Response:
         h = response.headers
+        # A nonce only when a template asked for one: JSON answers (the token endpoint, the
+        # API) skip making it, and a page without inline scripts gets the stricter policy.
+        nonce = g.get("csp_nonce")
+        scripts = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
         h["Content-Security-Policy"] = (
             "default-src 'self'; "
-            f"script-src 'self' 'nonce-{csp_nonce()}'; "
+            f"script-src {scripts}; "
             "style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
             "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
         )
