@@ -57,7 +57,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import quote, unquote, urlencode
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _FlaskAuthorizationServer
@@ -102,7 +102,7 @@ from idp.oidc.discovery import (
     get_issuer,
 )
 from idp.oidc.keys import SIGNING_ALGS, get_keyring, jws_registry
-from idp.services import access, audit, users
+from idp.services import access, audit, authentication
 from idp.services.clients import (
     API_SCOPES,
     CLIENT_ID_PATTERN,
@@ -599,10 +599,16 @@ class OpenIDRefresh(_OpenIDToken):  # type: ignore[misc]
 
 
 def _active_user(user_id: int | None = None, sub: str | None = None) -> User | None:
-    user = db.session.get(User, user_id) if user_id is not None else None
-    if sub is not None:
-        user = users.find_by_sub(sub)
-    return user if user is not None and user.status is UserStatus.ACTIVE else None
+    """The active person, as a read-only snapshot standing in for the ORM ``User``.
+
+    Grants and UserInfo only read the person (sub, names, email, status, id for the
+    organisation and role queries); the snapshot loads the ORM ``User`` for anything else
+    (:class:`~idp.services.authentication.Account`), so it is typed as one (issue 4).
+    """
+    account = authentication.read_account(sub=sub, user_id=user_id)
+    if account is None or account.status is not UserStatus.ACTIVE:
+        return None
+    return cast(User, account)
 
 
 def _issue(
