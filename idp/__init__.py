@@ -151,6 +151,10 @@ def register_blueprints(app: Flask) -> None:
     from idp.account import services as your_services
 
     app.register_blueprint(your_services.bp)
+    # Services you have allowed (F11): view and withdraw consents; @login_required on each.
+    from idp.account import allowed_services
+
+    app.register_blueprint(allowed_services.bp)
     # Health probes are machine-to-machine and carry no forms.
     csrf.exempt(health.bp)
     # OIDC discovery and JWKS: public, read-only JSON documents (GET only, no forms).
@@ -170,6 +174,11 @@ def register_blueprints(app: Flask) -> None:
     from idp.oidc import choose_organisation
 
     app.register_blueprint(choose_organisation.bp)
+    # Consent for services that are not first-party (F11): our own form, so it keeps CSRF
+    # (E07); it also revokes refresh tokens when a consent is withdrawn.
+    from idp.oidc import consent
+
+    app.register_blueprint(consent.bp)
     # RP-Initiated Logout: relying services send GET or POST /logout without our CSRF token;
     # the confirmation form shown there posts to /logout/confirm, which keeps CSRF (E07, I03).
     from idp.oidc import logout as oidc_logout

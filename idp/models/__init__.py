@@ -3,6 +3,7 @@
 from idp.models.account_token import AccountToken, TokenPurpose
 from idp.models.audit import AuditEvent
 from idp.models.base import Base
+from idp.models.consent import Consent
 from idp.models.keys import KeyState, SigningKey
 from idp.models.mfa import RecoveryCode, TotpCredential, WebAuthnCredential
 from idp.models.organisation import (
@@ -33,6 +34,7 @@ __all__ = [
     "AccountToken",
     "AuditEvent",
     "Base",
+    "Consent",
     "KeyState",
     "Membership",
     "MembershipRole",

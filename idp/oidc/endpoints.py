@@ -12,8 +12,9 @@ authorization endpoint that meets the browser (OpenID Connect Core 1.0 §3.1.2.3
   that is too old or for someone else gives ``login_required``, a missing second factor
   ``interaction_required``. ``login`` always reauthenticates. ``select_account`` is treated as
   ``login`` (one account per browser session; choosing another means signing in again).
-  ``consent`` is satisfied for first-party services, which is every service today; a service
-  registered as not first-party gets ``consent_required`` until a consent step exists (F11).
+  ``consent`` asks again on the consent page (below) for a service that is not first-party, and
+  is satisfied without a page for first-party ones: they are trusted by policy (F11 asks
+  consent of "any client not marked first-party").
 - **max_age** (§3.1.2.1; F08): older than that since the last authentication means
   reauthentication; ``max_age=0`` is ``prompt=login``. ``auth_time`` is always in the ID token.
 - **acr_values** / per-service MFA (§3.1.2.1, §5.5.1.1): when the request asks for
@@ -41,6 +42,15 @@ someone already signed in). After authentication and MFA:
   was needed). Without access the browser gets the no-access page (403): which service, which
   organisation, who the approvers are, and a "Request access" form. With ``prompt=none`` the
   client gets ``access_denied`` instead (RFC 6749 §4.1.2.1).
+
+**Consent** (F11; OIDC Core §3.1.2.4), last, so only people who may use the service are asked
+what it may know. A service that is not first-party needs the person's consent
+(:mod:`idp.services.consents`) to every scope of the request. Missing, or ``prompt=consent``:
+the request waits in the hand-off and the browser goes to :mod:`idp.oidc.consent`, which names
+the service and what each scope lets it see. "Allow" records the consent, marks the hand-off as
+allowed by that person (so ``prompt=consent`` does not ask again in a loop) and resumes; "Do
+not allow" marks it refused, and resuming sends ``access_denied`` to the client (RFC 6749
+§4.1.2.1). With ``prompt=none`` the client gets ``consent_required`` (§3.1.2.6).
 
 ``redirect_uri`` may be left out when the service registered exactly one (RFC 6749 §3.1.2.3;
 OIDC Core §3.1.3.2 lets the token endpoint proceed without it then); with several it is
@@ -103,7 +113,7 @@ from idp.oidc.server import (
     hint_subject,
     oversized_authorization_header,
 )
-from idp.services import access, access_requests, audit, organisation_choice, users
+from idp.services import access, access_requests, audit, consents, organisation_choice, users
 from idp.services.sso_sessions import SessionNotFound, SsoSession, get_sso_sessions
 from idp.services.transaction import transaction
 from idp.store import get_store
@@ -143,6 +153,12 @@ class HandOff:
     step_up: bool = False
     #: The organisation chosen for this request on the choose-organisation page.
     organisation_id: str | None = None
+    #: The scopes the consent page asks about (set when the browser is sent there).
+    consent_scopes: list[str] | None = None
+    #: The ``sub`` of the person who allowed this request on the consent page just now.
+    consented_by: str | None = None
+    #: The ``sub`` of the person who chose "Do not allow" for this request.
+    refused_by: str | None = None
 
     def reauthenticated(self, sso: SsoSession | None) -> bool:
         if sso is None:
@@ -230,8 +246,6 @@ def _authorize(params: Mapping[str, Sequence[str]], handoff: HandOff | None) -> 
         if silent or reauthenticated:
             return refuse(LoginRequiredError, "The user in id_token_hint is not signed in.")
         return _hand_off(params, handoff, sso, client_id, data.get("login_hint"), wants_mfa)
-    if not service.first_party:
-        return refuse(ConsentRequiredError, "This service needs consent, which is not offered.")
     if wants_mfa and "mfa" not in sso.amr:
         if silent:
             return refuse(InteractionRequiredError, "A second factor is required.")
@@ -267,6 +281,22 @@ def _authorize(params: Mapping[str, Sequence[str]], handoff: HandOff | None) -> 
         if silent:
             return refuse(AccessDeniedError, "The user has no access to this service.")
         return _no_access(user, service, chosen, orgs)
+    if not service.first_party:
+        if handoff is not None and handoff.refused_by == user.sub:
+            return refuse(AccessDeniedError, "The user did not allow this service.")
+        if _consent_needed(handoff, user, service, scope, prompts):
+            if silent:
+                return refuse(ConsentRequiredError, "The user must allow this service.")
+            stored = _store_request(
+                params,
+                handoff,
+                sso,
+                login_sid=sso.sid if reauthenticated else None,
+                step_up=handoff is not None and handoff.step_up,
+                organisation_id=chosen.public_id if chosen is not None else None,
+                consent_scopes=scope.split(),
+            )
+            return redirect(url_for("consent.ask", handoff_id=stored.id), 303)
 
     oauth_request.sso = sso
     oauth_request.organisation_id = chosen.public_id if chosen is not None else None
@@ -284,6 +314,20 @@ def _authorize(params: Mapping[str, Sequence[str]], handoff: HandOff | None) -> 
     if handoff is not None:
         get_store().delete(_HANDOFF_KEY.format(handoff.id))
     return _respond(response)
+
+
+def _consent_needed(
+    handoff: HandOff | None, user: User, service: Any, scope: str, prompts: set[str]
+) -> bool:
+    """Must ``user`` be asked to allow ``service`` the space-separated ``scope`` (F11)?
+
+    Yes when a scope was never allowed, and for ``prompt=consent`` unless this very request
+    has just been allowed by this person on the consent page (else it would ask forever).
+    """
+    if not consents.granted_scopes(user, service).issuperset(scope.split()):
+        return True
+    just_allowed = handoff is not None and handoff.consented_by == user.sub
+    return "consent" in prompts and not just_allowed
 
 
 def _hand_off(
@@ -339,7 +383,14 @@ def _store_request(
     *,
     login_sid: str | None,
     step_up: bool,
+    organisation_id: str | None = None,
+    consent_scopes: list[str] | None = None,
 ) -> HandOff:
+    """Save the validated request under its hand-off id (a new one if there is none yet).
+
+    ``organisation_id`` and ``consent_scopes`` carry an organisation already chosen and the
+    scopes to ask about across the consent page; an answer given before is never carried.
+    """
     stored = HandOff(
         id=handoff.id if handoff is not None else secrets.token_urlsafe(16),
         # Only what we read: the request is re-validated from these, and unknown parameters
@@ -349,6 +400,8 @@ def _store_request(
         prior_auth_time=sso.auth_time if sso is not None else None,
         login_sid=login_sid,
         step_up=step_up,
+        organisation_id=organisation_id,
+        consent_scopes=consent_scopes,
     )
     _save_handoff(stored)
     return stored

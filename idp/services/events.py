@@ -13,3 +13,8 @@ _events = Namespace()
 
 #: sender: the user's sub; kwargs: ``sessions`` (list of SsoSession), ``reason`` (str).
 sessions_ended = _events.signal("sessions-ended")
+
+#: sender: the user's sub; kwargs: ``user_id`` (int), ``service_id`` (int). The person withdrew
+#: their consent to that service (:func:`idp.services.consents.withdraw`); the OIDC room revokes
+#: their refresh tokens there (F11, ASVS 10.7.3).
+consent_withdrawn = _events.signal("consent-withdrawn")

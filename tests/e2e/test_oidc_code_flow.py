@@ -110,3 +110,44 @@ def test_the_error_page_is_accessible_and_never_redirects(page, live_server, rp,
     assert page.url.startswith(live_server.url)
     assert "There is a problem with the link to sign in" in page.locator("h1").inner_text()
     assert_accessible(page)
+
+
+def test_consent_page_allow_then_withdraw_in_a_browser(
+    page, live_server, client, callback_server, user
+):
+    """F11: a service that is not first-party asks first; a real click on "Allow" ends at its
+    callback with a code; "Services you have allowed" lists it and withdraws it. Both pages
+    pass axe, and both are plain forms that need no JavaScript."""
+    seen = callback_server[1]
+    rp = RP.register(
+        client, client_id="reading-app", redirect_uris=(callback_server[0],), first_party=False
+    )
+    request = rp.new_request()
+    page.goto(live_server.url + "/authorize?" + urlencode(request.params))
+    sign_in(page)
+    page.wait_for_url("**/authorize/consent/*")
+    heading = page.locator("h1").inner_text()
+    assert heading == "Allow Service reading-app to use your Secure Access account?"
+    assert "see your email address" in page.locator("main").inner_text()
+    assert_accessible(page)
+    page.get_by_role("button", name="Allow", exact=True).click()
+    page.wait_for_url(rp.redirect_uri + "?*")
+    params = callback_params(last_callback(seen))
+    assert params["state"] == request.state
+    assert params["iss"] == "http://localhost"
+    body = rp.tokens(rp.callback_from(last_callback(seen)))
+    rp.validate_id_token(body["id_token"], nonce=request.nonce)
+
+    page.goto(live_server.url + "/account")
+    page.click("text=See what other services can get from your account")
+    page.wait_for_url("**/account/allowed-services")
+    assert "Service reading-app" in page.locator("main").inner_text()
+    assert_accessible(page)
+    page.get_by_role("button", name="Withdraw Service reading-app's access").click()
+    page.wait_for_url("**/account/allowed-services")
+    banner = page.locator(".govuk-notification-banner").inner_text()
+    assert "You have withdrawn Service reading-app's access" in banner
+    assert_accessible(page)
+    # The next visit from the service asks again.
+    page.goto(live_server.url + "/authorize?" + urlencode(rp.new_request().params))
+    page.wait_for_url("**/authorize/consent/*")

@@ -34,6 +34,8 @@ from tests.factories import DEFAULT_PASSWORD, SignIn, csrf_token, page_text
 ISSUER = "http://localhost"  # the test settings' public_base_url
 REDIRECT_URI = "https://portal.school.example/callback"
 ID_TOKEN_ALGS = ("RS256", "ES256", "EdDSA")
+#: What the consent page asks (idp.oidc.consent), for services that are not first-party.
+CONSENT_QUESTION = "to use your Secure Access account?"
 
 
 def epoch() -> int:
@@ -208,6 +210,7 @@ class RP:
         method: str = "GET",
         request: AuthRequest | None = None,
         organisation: str | None = None,
+        consent: str | None = None,
         **params: str | None,
     ) -> Callback:
         """The whole browser journey: authorize, sign in when asked, land on the callback.
@@ -224,6 +227,9 @@ class RP:
         if response.status_code == 200 and "Which organisation" in page_text(response):
             assert organisation is not None, "the provider asked which organisation"
             response = self.follow(self.choose_organisation(response, organisation))
+        if response.status_code == 200 and CONSENT_QUESTION in page_text(response):
+            assert consent is not None, "the provider asked for consent"
+            response = self.follow(self.answer_consent(response, consent))
         result = self.callback(response)
         assert result.uri.startswith(self.redirect_uri), result.uri
         assert result.params.get("state") == request.params.get("state")
@@ -236,6 +242,11 @@ class RP:
         return self.client.post(
             path, data={"organisation": public_id, "csrf_token": csrf_token(page)}
         )
+
+    def answer_consent(self, page: TestResponse, decision: str) -> TestResponse:
+        """Press "Allow" (``allow``) or "Do not allow" (``refuse``) on the consent page (F11)."""
+        path = urlsplit(page.request.url).path
+        return self.client.post(path, data={"decision": decision, "csrf_token": csrf_token(page)})
 
     # -- the token endpoint -----------------------------------------------------------------
 

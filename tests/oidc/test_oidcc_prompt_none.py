@@ -69,7 +69,5 @@ def test_prompt_consent_is_satisfied_for_first_party_services(rp, user):
     assert "code" in rp.callback(rp.authorize(prompt="consent")).params
 
 
-def test_a_service_that_is_not_first_party_gets_consent_required(client, user):
-    rp = RP.register(client, first_party=False)
-    params = rp.login(EMAIL).params
-    assert params["error"] == "consent_required"
+# Services that are not first-party: prompt=consent and prompt=none without consent are in
+# tests/oidc/test_consent.py (F11).
