@@ -36,8 +36,11 @@ Why it is shaped like this (the GIAS importer's shape, :mod:`.organisation_impor
   authentix_import``; the run gets one ``import.authentix`` event with the counts. A dry run
   reads everything, writes nothing, sends nothing and records nothing.
 
-Concurrent runs of the importer are not coordinated: a batch that collides with another run's
-insert fails whole with a database error, and a re-run finishes the job.
+Concurrent runs of the importer are not coordinated. A batch whose insert collides with an
+account, membership or establishment someone else (an approver, a service, another run) created
+after the batch looked is rolled back and planned once more from what is there now, so that
+person counts as already existing; a second collision fails the batch whole with a database
+error, and a re-run finishes the job.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from idp.config import Settings
@@ -123,6 +124,29 @@ class ImportResult(RejectedRows):
         return lines + [f"Warning: {w}" for w in self.warnings]
 
 
+#: The result's figures one batch's planning moves (``rows`` is counted as the file is read).
+_BATCH_COUNTS: tuple[str, ...] = (
+    "organisations_created",
+    "users_created",
+    "memberships_added",
+    "memberships_promoted",
+    "grants_created",
+    "grants_changed",
+    "invitations_sent",
+    "unchanged",
+    "plans_left_off",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """Where the result stood before a batch was planned (to plan it again after a race)."""
+
+    counts: dict[str, int]
+    errors: int
+    plans: int
+
+
 class Planner:
     """One import run: reads rows, plans each batch's changes and has them written."""
 
@@ -179,8 +203,8 @@ class Planner:
             progress(self.result.rows, self.result.rows)
         return self.result
 
-    def _load_reference_data(self) -> None:
-        """Every establishment by URN (as tuples) and every service with its roles."""
+    def _load_orgs(self, where: ColumnElement[bool]) -> None:
+        """Establishments by URN (as tuples, not ORM objects: there may be 50,000)."""
         rows = db.session.execute(
             select(
                 Organisation.id,
@@ -188,10 +212,14 @@ class Planner:
                 Organisation.public_id,
                 Organisation.name,
                 Organisation.type,
-            ).where(Organisation.urn.is_not(None))
+            ).where(where)
         )
         for id_, urn, public_id, name, type_ in rows:
             self.orgs[str(urn)] = Org(id_, public_id, name, str(type_))
+
+    def _load_reference_data(self) -> None:
+        """Every establishment by URN (as tuples) and every service with its roles."""
+        self._load_orgs(Organisation.urn.is_not(None))
         for service in db.session.scalars(select(Service).options(selectinload(Service.roles))):
             allowed = {}
             for org_type in OrganisationType:
@@ -215,22 +243,66 @@ class Planner:
     # -- planning -----------------------------------------------------------------------------
 
     def _batch(self, rows: list[StaffRow], final: str | None = None) -> None:
-        batch = Batch()
-        checked = [r for r in rows if self._references_ok(r, batch)]
-        people = self._load_people({r.email for r in checked})
-        for row in checked:
-            self._plan(row, people, batch)
-        if self.dry_run:
-            db.session.rollback()  # end the read transaction; a dry run writes nothing
+        """Plan and write one batch; planned again once if someone else got there first.
+
+        An approver (or a service, or another import) may create one of these accounts, or
+        add one of these memberships, between this batch's look-up and its insert. The
+        unique constraints refuse the insert and the whole batch rolls back; it is then
+        planned again from what is there now, so the other's account counts as existing, as
+        it would have had it been there when we looked. A second refusal is not a race.
+        """
+        for attempt in (1, 2):
+            mark = self._mark()
+            batch = Batch()
+            checked = [r for r in rows if self._references_ok(r, batch)]
+            people = self._load_people({r.email for r in checked})
+            for row in checked:
+                self._plan(row, people, batch)
+            if self.dry_run:
+                db.session.rollback()  # end the read transaction; a dry run writes nothing
+                return
+            try:
+                with transaction() as session:
+                    self.writer.write(session.connection(), batch, people)
+                    if final is not None:
+                        details: dict[str, Any] = {
+                            "source": final,
+                            "encoding": self.result.encoding,
+                        }
+                        details.update(self.result.counts())
+                        audit.record(
+                            EVENT, actor=self.actor, target_type="organisations", **details
+                        )
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                self._rewind(mark, batch)
+                continue
+            self.committed["users_created"] += len(batch.users)
+            self.committed["invitations_sent"] += len(batch.invitations)
             return
-        with transaction() as session:
-            self.writer.write(session.connection(), batch, people)
-            if final is not None:
-                details: dict[str, Any] = {"source": final, "encoding": self.result.encoding}
-                details.update(self.result.counts())
-                audit.record(EVENT, actor=self.actor, target_type="organisations", **details)
-        self.committed["users_created"] += len(batch.users)
-        self.committed["invitations_sent"] += len(batch.invitations)
+
+    def _mark(self) -> _Mark:
+        result = self.result
+        return _Mark(
+            {name: getattr(result, name) for name in _BATCH_COUNTS},
+            len(result.errors),
+            len(result.plans),
+        )
+
+    def _rewind(self, mark: _Mark, batch: Batch) -> None:
+        """Forget what a rolled-back batch planned, so planning it again starts clean."""
+        for name, value in mark.counts.items():
+            setattr(self.result, name, value)
+        del self.result.errors[mark.errors :]
+        del self.result.plans[mark.plans :]
+        for _sub, email, _given, _family in batch.users:
+            self.planned_users.pop(email, None)
+        self.invited.difference_update(email for email, _name in batch.invitations)
+        for urn in batch.orgs:
+            del self.orgs[urn]
+        if batch.orgs:  # another run may have created one of them meanwhile
+            self._load_orgs(Organisation.urn.in_(batch.orgs))
 
     def _reject(self, row: StaffRow, column: str, reason: str) -> bool:
         self.result.errors.append(RowError(row.line, column, reason, row.email, row.urn))

@@ -343,20 +343,21 @@ def invite_person(
     A new address gets an invited account and an invitation email naming the organisation and
     the inviter; an existing account is added and told by email (it needs no invitation). A
     shared role mailbox is refused (users.RoleMailboxRefused), as everywhere.
+
+    Two inviters of the same new address at the same moment: the one whose account is created
+    first wins, and the other goes on as if the account had been there when it looked (added
+    to its organisation and told by email, or "already in" when it is the same organisation).
     """
     _require_approver(actor, organisation)
     canonical = users.canonical_email(email)
     users.check_personal_email(canonical)
-    user = users.find_by_email(canonical)
-    new_account = user is None
-    if user is None:
-        user = users.create_user(canonical, given_name, family_name, actor=actor.sub)
-    elif user.status is UserStatus.DEACTIVATED:
+    user, new_account = users.find_or_create(canonical, given_name, family_name, actor=actor.sub)
+    if user.status is UserStatus.DEACTIVATED:
         raise AccessError(
             "The account for this email address has been deactivated. "
             "Ask the helpdesk to reactivate it, then add them again."
         )
-    elif access.membership(user, organisation) is not None:
+    if not new_account and access.membership(user, organisation) is not None:
         raise AccessError(f"{user.name} is already in {organisation.name}")
     role = MembershipRole.APPROVER if approver else MembershipRole.MEMBER
     access.add_membership(user, organisation, role=role, actor=actor.sub)

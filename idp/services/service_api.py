@@ -286,11 +286,9 @@ def invite(
             [("roles", f"{org.name} cannot hold the {service.name} role {names}")]
         )
 
-    user = db.session.scalar(select(User).where(User.email == canonical))
-    created = user is None
-    if user is None:
-        user = users.create_user(canonical, given_name, family_name, actor=actor)
-    elif user.status is UserStatus.DEACTIVATED:
+    # An account created by someone else since the look-up is treated as found (no 500).
+    user, created = users.find_or_create(canonical, given_name, family_name, actor=actor)
+    if user.status is UserStatus.DEACTIVATED:
         raise AccountDeactivated(user.sub)
     if access.membership(user, org) is None:
         access.add_membership(user, org, actor=actor, reason="Invited by a service")

@@ -3,6 +3,11 @@
 An account is one person. Shared role mailboxes (``office@``, ``admin@`` …) are refused as
 account emails because the problem this service replaces is one shared password per school.
 Emails are stored canonical (trimmed, lower-case) so uniqueness and look-ups ignore case.
+
+Two people may create the same account at the same moment (two approvers, or an approver and a
+service, inviting one new address). The unique constraint on ``users.email`` decides who wins;
+the loser is told :class:`EmailAlreadyUsed` (or, through :func:`find_or_create`, handed the
+winner's account), never a database error that would poison its whole unit of work.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from idp.config import Settings
 from idp.extensions import db
@@ -80,20 +86,24 @@ def create_user(
     staff_role: StaffRole | None = None,
     status: UserStatus = UserStatus.INVITED,
 ) -> User:
-    """Add a person (invited until they set a password). The caller's unit of work commits."""
+    """Add a person (invited until they set a password). The caller's unit of work commits.
+
+    Raises :class:`EmailAlreadyUsed` if the address is taken, including by an account another
+    transaction created after any look-up the caller made (see :func:`_insert_unless_taken`).
+    """
     canonical = canonical_email(email)
     check_personal_email(canonical)
     if db.session.scalar(select(User.id).where(User.email == canonical)) is not None:
         raise EmailAlreadyUsed("An account with this email address already exists")
-    user = User(
+    user = _insert_unless_taken(
         email=canonical,
         given_name=given_name.strip(),
         family_name=family_name.strip(),
         staff_role=staff_role,
         status=status,
     )
-    db.session.add(user)
-    db.session.flush()
+    if user is None:
+        raise EmailAlreadyUsed("An account with this email address already exists")
     audit.record(
         "user.created",
         actor=actor,
@@ -102,3 +112,47 @@ def create_user(
         staff_role=staff_role.value if staff_role else None,
     )
     return user
+
+
+def _insert_unless_taken(**values: object) -> User | None:
+    """Insert the account, or nothing if its email is taken; the new account or None.
+
+    ``INSERT … ON CONFLICT (email) DO NOTHING`` rather than a plain insert: when another
+    transaction inserted the same address and has not committed yet, PostgreSQL waits for it
+    and then inserts nothing, so the loser of the race carries on in a healthy transaction
+    instead of failing with an IntegrityError. (A SAVEPOINT around a plain insert would do on
+    PostgreSQL, but pysqlite commits an outermost SAVEPOINT on release, which could leave a
+    half-written invitation on SQLite.) Both dialects support it with RETURNING.
+    """
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(User)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[User.email])
+        .returning(User)
+    )
+    return db.session.scalars(statement).one_or_none()
+
+
+def find_or_create(
+    email: str, given_name: str, family_name: str, *, actor: str
+) -> tuple[User, bool]:
+    """The account for ``email``, creating an invited one if there is none: (account, created).
+
+    If someone else creates it between our look-up and our insert, theirs is returned as if it
+    had been there when we looked (two approvers inviting the same new person at once).
+    """
+    canonical = canonical_email(email)
+    user = db.session.scalar(select(User).where(User.email == canonical))
+    if user is not None:
+        return user, False
+    try:
+        return create_user(canonical, given_name, family_name, actor=actor), True
+    except EmailAlreadyUsed:
+        # Theirs is committed: a new statement sees it (PostgreSQL READ COMMITTED; on SQLite
+        # our snapshot began with the insert that found it).
+        user = db.session.scalar(select(User).where(User.email == canonical))
+        if user is None:  # taken and gone again (deleted at once): nothing sensible to offer
+            raise
+        return user, False
