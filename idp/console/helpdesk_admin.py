@@ -5,9 +5,12 @@ secrets, F01/E03 URIs) and every audit record is the registry's
 (:mod:`idp.services.clients`, through :mod:`idp.services.service_admin`); this module turns
 forms into calls and the registry's problems into an error summary.
 
-A new client secret appears once, in the response to the POST that made it (``no-store``),
-and never again: it is not in the session, the database (only its keyed hash), a redirect URL
-or the logs. Organisations and staff pages are in :mod:`.helpdesk_admin_orgs` and
+A new client secret appears once (``no-store``) and never again: it is not in the session
+cookie, the database (only its keyed hash), a redirect URL or the logs. At registration it is in
+the response to the POST. A rotation is Post/Redirect/Get: the POST rotates and holds the secret
+for one showing, bound to the admin's SSO session (:func:`service_admin.hold_for_showing`), and
+redirects (303) to a page that shows it once; reloading that page neither rotates again nor
+shows it again. Organisations and staff pages are in :mod:`.helpdesk_admin_orgs` and
 :mod:`.helpdesk_admin_staff`.
 """
 
@@ -17,12 +20,14 @@ from flask import abort, flash, make_response, redirect, render_template, url_fo
 from flask.typing import ResponseReturnValue
 from wtforms import Field
 
+from idp.auth.sso_cookie import current_sso_session
 from idp.console.admin_forms import EditUrisForm, RegisterServiceForm, RotateSecretForm, lines
 from idp.console.blueprints import helpdesk_bp
 from idp.console.guards import current_staff, helpdesk_admin_required
 from idp.models.service import Service
 from idp.services import audit_log, clients, service_admin
 from idp.services.transaction import transaction
+from idp.store import get_store
 from idp.web.forms import render_form
 
 # Which form field a registry problem belongs to, by how the problem starts (first match).
@@ -187,14 +192,44 @@ def service_rotate(client_id: str) -> ResponseReturnValue:
     except clients.ServiceValidationError as error:
         form.overlap_days.errors = [_plain(p) for p in error.problems]
         return _service_page(_service(client_id), form)
-    days = int(form.overlap_days.data)
+    service_admin.hold_for_showing(
+        get_store(),
+        _sid(),
+        service.client_id,
+        secret,
+        overlap_days=int(form.overlap_days.data),
+    )
+    return redirect(url_for("helpdesk.service_new_secret", client_id=service.client_id), 303)
+
+
+@helpdesk_bp.get("/admin/services/<client_id>/new-secret")
+@helpdesk_admin_required
+def service_new_secret(client_id: str) -> ResponseReturnValue:
+    """Show the secret the last rotation made, once: a reload says it has been shown."""
+    service = _service(client_id)
+    held = service_admin.take_for_showing(get_store(), _sid(), service.client_id)
+    secret, days = held if held is not None else (None, None)
+    heading = (
+        f"New secret for {service.name}"
+        if held is not None
+        else f"The new secret for {service.name} has already been shown"
+    )
     return _no_store(
         render_template(
             "console/admin/service_secret.html",
-            title=f"New secret for {service.name}",
-            heading=f"New secret for {service.name}",
+            title=heading,
+            heading=heading,
             service=service,
             secret=secret,
             overlap_days=days,
+            shown_already=held is None,
         )
     )
+
+
+def _sid() -> str:
+    """The admin's SSO session id: the console guard has made sure there is one."""
+    session = current_sso_session()
+    if session is None:  # helpdesk_admin_required has refused this already
+        abort(403)
+    return session.sid

@@ -7,6 +7,10 @@ functions into the two things an admin does in the console:
 - :func:`rotate_secret`: a new secret (returned once, never stored or logged in clear) and an
   expiry on every older secret, so the relying service can switch over without downtime
   (CONVENTIONS 3: every secret is a list).
+- :func:`hold_for_showing` / :func:`take_for_showing`: the new secret waits, encrypted in the
+  store under the admin's own SSO session, for the one page view that shows it (the rotation
+  is a POST that redirects, so a browser refresh shows the page again instead of rotating
+  again; G04 "shown once").
 - :func:`update_uris`: new redirect, post-logout and back-channel logout URIs, validated by the
   registry exactly as at registration.
 
@@ -17,6 +21,7 @@ guard checks the role too; the service layer never relies on the page alone).
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -27,10 +32,16 @@ from idp.extensions import db
 from idp.models import StaffRole, User, UserStatus
 from idp.models.base import utcnow
 from idp.models.service import Service
-from idp.services import clients
+from idp.services import clients, crypto
+from idp.store import Store
 
 #: How long an old secret keeps working after a rotation, in days (the admin picks one).
 OVERLAP_DAYS: Final[tuple[int, ...]] = (1, 7, 30)
+
+#: How long a new secret waits for the page that shows it; unshown after that, it is gone.
+SHOWING_SECONDS: Final = 300
+_SHOWING_KEY: Final = "console:new_secret:{sid}:{client_id}"
+_SHOWING_CONTEXT: Final = "new_client_secret"
 
 
 class NotHelpdeskAdmin(PermissionError):
@@ -113,3 +124,32 @@ def rotate_secret(
     for row in older:
         clients.expire_secret(service, row.id, ends, actor=actor.sub)
     return secret
+
+
+def hold_for_showing(
+    store: Store, sid: str, client_id: str, secret: str, *, overlap_days: int
+) -> None:
+    """Keep a new ``secret`` for one showing to the admin's browser session ``sid``.
+
+    Encrypted (context ``"new_client_secret"``) and gone after :data:`SHOWING_SECONDS`, so the
+    plain secret is never in a URL, a cookie, the logs or the database (G04). Bound to the SSO
+    session: another admin, or another browser, cannot pick it up.
+    """
+    sealed = crypto.encrypt(
+        json.dumps({"secret": secret, "overlap_days": overlap_days}).encode(),
+        context=_SHOWING_CONTEXT,
+    )
+    store.set(_SHOWING_KEY.format(sid=sid, client_id=client_id), sealed, ex=SHOWING_SECONDS)
+
+
+def take_for_showing(store: Store, sid: str, client_id: str) -> tuple[str, int] | None:
+    """The held secret and its overlap in days, removed as it is read; None once shown.
+
+    ``GETDEL`` is one atomic step, so two loads of the page at once cannot both show it.
+    """
+    raw = store.getdel(_SHOWING_KEY.format(sid=sid, client_id=client_id))
+    if raw is None:
+        return None
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    held = json.loads(crypto.decrypt(text, context=_SHOWING_CONTEXT))
+    return str(held["secret"]), int(held["overlap_days"])

@@ -20,7 +20,7 @@ from idp.models import Membership, MembershipRole, Organisation, StaffRole, User
 from idp.models.audit import AuditEvent
 from idp.models.base import utcnow
 from idp.models.organisation import OrganisationStatus, OrganisationType
-from idp.models.service import Service
+from idp.models.service import Service, ServiceSecret
 from idp.services import clients, helpdesk_staff
 from idp.services.transaction import transaction
 from tests.console.helpers import sign_in_staff
@@ -137,8 +137,11 @@ def test_rotation_shows_a_new_secret_once_and_the_old_one_expires(client: FlaskC
     _, old = _service(admin)
     url = "/helpdesk/admin/services/attendance"
     token = csrf_token(client.get(url))
-    response = client.post(f"{url}/rotate", data={"overlap_days": "7", "csrf_token": token})
+    rotated = client.post(f"{url}/rotate", data={"overlap_days": "7", "csrf_token": token})
 
+    assert rotated.status_code == 303  # Post/Redirect/Get: a refresh must not rotate again
+    assert rotated.headers["Location"] == f"{url}/new-secret"
+    response = client.get(rotated.headers["Location"])
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     new = shown_secret(response)
@@ -152,6 +155,44 @@ def test_rotation_shows_a_new_secret_once_and_the_old_one_expires(client: FlaskC
     assert clients.authenticate_client_secret("attendance", new, now=later) is not None
     assert new not in client.get(url).get_data(as_text=True)
     assert [e.actor_id for e in events("service.secret_expiry_set")] == [admin.sub]
+
+
+def _secret_rows(service_id: int) -> int:
+    db.session.expire_all()
+    return db.session.query(ServiceSecret).filter_by(service_id=service_id).count()
+
+
+def test_reloading_after_a_rotation_neither_rotates_nor_shows_the_secret_again(
+    app: Flask, client: FlaskClient
+) -> None:
+    admin = sign_in_staff(client, StaffRole.HELPDESK_ADMIN)
+    service, _ = _service(admin)
+    url = "/helpdesk/admin/services/attendance"
+    token = csrf_token(client.get(url))
+    rotated = client.post(f"{url}/rotate", data={"overlap_days": "1", "csrf_token": token})
+    assert rotated.status_code == 303
+    assert _secret_rows(service.id) == 2
+    shown_at = rotated.headers["Location"]
+    new = shown_secret(client.get(shown_at))
+    assert new not in shown_at
+
+    again = client.get(shown_at)  # the browser's refresh button
+    assert again.status_code == 200
+    assert again.headers["Cache-Control"] == "no-store"
+    assert new not in again.get_data(as_text=True)
+    text = page_text(again)
+    assert "has already been shown" in text
+    assert "rotate the secret again" in text
+    assert _secret_rows(service.id) == 2  # exactly one new secret
+    assert len(events("service.secret_added")) == 2  # the registration's and this rotation's
+    assert clients.authenticate_client_secret("attendance", new) is not None
+
+    # Held for this admin's browser session only: another admin never sees it.
+    rotated = client.post(f"{url}/rotate", data={"overlap_days": "1", "csrf_token": token})
+    other = app.test_client()
+    sign_in_staff(other, StaffRole.HELPDESK_ADMIN)
+    assert "has already been shown" in page_text(other.get(shown_at))
+    assert shown_secret(client.get(shown_at)) != new
 
 
 def test_edit_redirect_and_logout_uris(client: FlaskClient) -> None:
@@ -335,6 +376,7 @@ def _admin_urls() -> list[tuple[str, str]]:
         ("GET", "/helpdesk/admin/services/attendance/uris"),
         ("POST", "/helpdesk/admin/services/attendance/uris"),
         ("POST", "/helpdesk/admin/services/attendance/rotate"),
+        ("GET", "/helpdesk/admin/services/attendance/new-secret"),
         ("GET", "/helpdesk/admin/organisations"),
         ("GET", "/helpdesk/admin/organisations/{org}"),
         ("GET", "/helpdesk/admin/organisations/{org}/edit"),
