@@ -190,6 +190,12 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(
         900, ge=60, description="The window those failures are counted over, and the lock's length."
     )
+    api_rate_limit_per_minute: int = Field(
+        600,
+        ge=1,
+        description="Calls each service may make to the service-to-service API (/api/v1) in "
+        "any 60 seconds; the next gets 429 with Retry-After.",
+    )
     session_idle_seconds: int = Field(3600, ge=60, description="SSO session idle timeout.")
     session_absolute_seconds: int = Field(
         43200, ge=300, description="SSO session absolute lifetime, whatever the activity."

@@ -23,6 +23,7 @@ from typing import Any, Final, TypeVar
 
 from flask import request
 
+from idp.api.limits import count_call
 from idp.api.problems import bearer_problem
 from idp.models import Service
 from idp.oidc.tokens import MAX_TOKEN_LENGTH, InvalidAccessToken, verify_access_token
@@ -77,12 +78,15 @@ def calling_service(scope: str) -> Service:
 
 
 def require_scope(scope: str) -> Callable[[F], F]:
-    """Decorate a view: it is called with the calling :class:`Service` as first argument."""
+    """Decorate a view: it is called with the calling :class:`Service` as first argument,
+    once the call is counted against the service's rate limit (:mod:`idp.api.limits`)."""
 
     def decorator(view: F) -> F:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            return view(calling_service(scope), *args, **kwargs)
+            service = calling_service(scope)
+            count_call(service)
+            return view(service, *args, **kwargs)
 
         return wrapped  # type: ignore[return-value]
 
