@@ -83,9 +83,10 @@ browser: ## Make sure Debian's Chromium is installed for the browser tests
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-liberation >/dev/null; }
 
 .PHONY: lint
-lint: install ## ruff check and ruff format --check
+lint: install ## ruff check, ruff format --check and mypy (strict for services, OIDC and the client library)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy idp clients/src
 
 .PHONY: test
 test: install assets browser lint ## Lint, then the whole suite on SQLite and (if configured) PostgreSQL + Redis

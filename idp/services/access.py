@@ -50,7 +50,7 @@ def _record(
     *,
     actor: str,
     reason: str | None,
-    **details: object,
+    **details: Any,
 ) -> None:
     """Audit a change to ``user``'s place at ``organisation`` (K03)."""
     audit.record(
