@@ -374,6 +374,12 @@ class Client(ClientMixin):  # type: ignore[misc]
         return grant_type in self.service.grant_types
 
 
+#: Requests that only read their client's service (never assign it, never read its roles).
+_READ_ONLY_PATHS: Final = frozenset(
+    {TOKEN_PATH, USERINFO_PATH, REVOCATION_PATH, INTROSPECTION_PATH}
+)
+
+
 def query_client(client_id: Any) -> Client | None:
     """The active service registered as ``client_id`` (looked up once per request)."""
     if not isinstance(client_id, str) or not CLIENT_ID_PATTERN.match(client_id):
@@ -382,7 +388,11 @@ def query_client(client_id: Any) -> Client | None:
     if client_id not in cache:
         # The service and its secret hashes, from this process's cache (issue 4): one store
         # read instead of two queries; any change to a service invalidates it at once.
-        service = get_service_cache().find_active(client_id)
+        # The protocol endpoints machines call only read the service: the shared cached copy
+        # will do, without merging it into this request's session (issue 4).
+        service = get_service_cache().find_active(
+            client_id, attach=flask_request.path not in _READ_ONLY_PATHS
+        )
         cache[client_id] = Client(service) if service is not None else None
     return cache[client_id]
 
@@ -640,7 +650,7 @@ def _issue(
             client.service, user, scope=refresh_scope, authn=authn, offline=offline, parent=parent
         )
         response["refresh_token"] = issued.token
-        family = issued.row.family_id
+        family = issued.family_id
     request.issued = codes.Issued(access.jti, access.expires_at, family)
     return response
 
@@ -1090,7 +1100,7 @@ class UserInfoEndpoint(Endpoint):  # type: ignore[misc]
             scope_error = BearerError("insufficient_scope", "The token lacks openid.", 403)
             scope_error.scope = "openid"
             raise scope_error
-        service = get_service_cache().find_active(claims["client_id"])
+        service = get_service_cache().find_active(claims["client_id"], attach=False)
         user = _active_user(sub=claims["sub"])
         if service is None or user is None:
             raise BearerError("invalid_token", "The access token is no longer valid.")
