@@ -58,6 +58,9 @@ ACTIVITY_EVENTS = (
     "mfa.webauthn.removed",
     "mfa.recovery_code.used",
     "mfa.recovery_codes.issued",
+    "consent.granted",
+    "consent.refused",
+    "consent.withdrawn",
 )
 
 

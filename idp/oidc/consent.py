@@ -22,8 +22,8 @@ every page it is sent with ``frame-ancestors 'none'`` (E08, :mod:`idp.web.header
 cannot be clickjacked.
 
 Withdrawing a consent must stop the service reading on with a refresh token (ASVS 10.7.3;
-G05 Also): this module also revokes the person's refresh tokens at that service, family by
-family through :func:`idp.oidc.tokens.revoke_family`, when
+G05 Also): this module also revokes the person's refresh tokens at that service
+(:func:`idp.oidc.tokens.revoke_for_user_at_service`), when
 :data:`idp.services.events.consent_withdrawn` is announced.
 """
 
@@ -34,13 +34,10 @@ from typing import Any
 from flask import Blueprint, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import StringField
 from wtforms.validators import AnyOf
 
 from idp.auth.sso_cookie import current_sso_session
-from idp.extensions import db
-from idp.models import RefreshToken
 from idp.oidc import tokens
 from idp.oidc.endpoints import _error_page, _load_handoff, _save_handoff
 from idp.services import consents, events, users
@@ -117,14 +114,4 @@ def _revoke_refresh_tokens(sender: str, *, user_id: int, service_id: int, **_: A
     Offline ones too (they are the point of withdrawing). Runs in the withdrawal's unit of
     work, so the consent and the tokens go together or not at all.
     """
-    families = db.session.scalars(
-        select(RefreshToken.family_id)
-        .where(
-            RefreshToken.user_id == user_id,
-            RefreshToken.service_id == service_id,
-            RefreshToken.revoked_at.is_(None),
-        )
-        .distinct()
-    ).all()
-    for family_id in families:
-        tokens.revoke_family(family_id)
+    tokens.revoke_for_user_at_service(user_id, service_id)

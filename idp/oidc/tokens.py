@@ -444,6 +444,15 @@ def revoke_all_for_user(user_id: int, now: datetime | None = None) -> int:
     return _revoke(RefreshToken.user_id == user_id, now)
 
 
+def revoke_for_user_at_service(user_id: int, service_id: int, now: datetime | None = None) -> int:
+    """Revoke every refresh token of a user at one service, offline ones too.
+
+    A withdrawn consent (F11, ASVS 10.7.3): the service must not go on reading with a token
+    the person had allowed. Runs in the caller's unit of work (flushes only).
+    """
+    return _revoke((RefreshToken.user_id == user_id) & (RefreshToken.service_id == service_id), now)
+
+
 def _revoke(condition: Any, now: datetime | None) -> int:
     result = db.session.execute(
         update(RefreshToken)

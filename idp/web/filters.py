@@ -22,6 +22,9 @@ EVENT_DESCRIPTIONS = {
     "mfa.webauthn.removed": "A security key or passkey was removed from your account",
     "mfa.recovery_code.used": "A recovery code was used to sign in",
     "mfa.recovery_codes.issued": "You got a new set of recovery codes",
+    "consent.granted": "You allowed a service to see your account details",
+    "consent.refused": "You did not allow a service to see your account details",
+    "consent.withdrawn": "You withdrew a service's permission to see your account details",
 }
 
 

@@ -294,6 +294,17 @@ def test_F11_withdraw_asks_again_and_kills_the_refresh_token(rp, user):
     consent_page(rp)
 
 
+def test_F11_allowing_and_withdrawing_show_in_the_persons_recent_activity(rp, user):
+    rp.tokens(rp.login(EMAIL, consent="allow", scope="openid email"))
+    page = allowed_page(rp.client)
+    rp.client.post(
+        "/account/allowed-services/reading-app/withdraw", data={"csrf_token": csrf_token(page)}
+    )
+    activity = page_text(rp.client.get("/account/sessions"))
+    assert "You allowed a service to see your account details" in activity
+    assert "You withdrew a service's permission to see your account details" in activity
+
+
 def test_F11_withdrawing_leaves_other_services_tokens_alone(client, user):
     reading = RP.register(client, client_id="reading-app", scopes=SCOPES, first_party=False)
     maths = RP.register(client, client_id="maths-app", scopes=SCOPES, first_party=False)
