@@ -89,7 +89,7 @@ from joserfc.jwk import KeySet
 from werkzeug.datastructures import MultiDict
 
 from idp.extensions import db
-from idp.models import Organisation, RefreshToken, Service, User, UserStatus
+from idp.models import Organisation, Service, User, UserStatus
 from idp.models.base import utcnow
 from idp.oidc import codes, tokens
 from idp.oidc.claims import user_claims
@@ -626,7 +626,7 @@ def _issue(
     user: User,
     scope: str,
     include_refresh_token: bool,
-    parent: RefreshToken | None = None,
+    parent: tokens.RefreshTokenRow | None = None,
 ) -> dict[str, Any]:
     """Mint the access token (and a refresh token when policy says so) for a user grant."""
     request: ProtocolRequest = grant.request
@@ -848,7 +848,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
             organisation_id=tokens.organisation_public_id(row.organisation_id),
         )
 
-    def _reused(self, row: RefreshToken) -> None:
+    def _reused(self, row: tokens.RefreshTokenRow) -> None:
         """G05: a used refresh token came back: revoke its whole family, audit, refuse."""
         with transaction():
             count = tokens.revoke_family(row.family_id)
