@@ -88,10 +88,10 @@ def main() -> int:
             {},
         ),
     ]
-    if (ROOT / "bench" / "bench_token.py").exists():
-        runs.append(
-            ("token endpoint vs node-oidc-provider", [python, "-m", "bench.bench_token"], {})
-        )
+    runs.append(
+        ("HTTP server floor: granian vs gunicorn", [python, "-m", "bench.bench_server"], {})
+    )
+    runs.append(("token endpoint vs node-oidc-provider", [python, "-m", "bench.bench_token"], {}))
     failed = []
     for title, command, env in runs:
         print(f"\n== {title} ==", flush=True)
