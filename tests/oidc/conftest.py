@@ -7,7 +7,11 @@ session-wide browser lives.
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from idp.models import User
@@ -25,3 +29,27 @@ def user() -> User:
 @pytest.fixture
 def rp(client: FlaskClient) -> RP:
     return RP.register(client)
+
+
+def token_requests_at_once(
+    app: Flask, data: dict[str, str], headers: dict[str, str], count: int = 4
+) -> list[tuple[int, Any]]:
+    """``count`` identical token requests released together from their own threads (races
+    on single-use codes and refresh tokens); each result's status and JSON body."""
+    barrier = threading.Barrier(count)
+    results: list[tuple[int, Any]] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        barrier.wait()
+        response = app.test_client().post("/token", data=data, headers=headers)
+        with lock:
+            results.append((response.status_code, response.get_json()))
+
+    threads = [threading.Thread(target=send) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == count
+    return results

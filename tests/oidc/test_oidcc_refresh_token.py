@@ -4,7 +4,6 @@ the family, and the right error codes come back."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -19,7 +18,7 @@ from idp.oidc import tokens
 from idp.services import events
 from idp.services.clients import get_service
 from idp.services.transaction import transaction
-from tests.oidc.conftest import EMAIL
+from tests.oidc.conftest import EMAIL, token_requests_at_once
 from tests.oidc.rp import RP, unverified
 
 OFFLINE = "openid profile offline_access"
@@ -64,23 +63,7 @@ def test_G05_concurrent_uses_of_one_refresh_token_at_most_one_wins(app, rp, user
     finds the token used (the row is held until the first commits) and revokes the family."""
     tokens_ = rp.redeem(rp.login(EMAIL, scope="openid offline_access").code).get_json()
     data = {"grant_type": "refresh_token", "refresh_token": tokens_["refresh_token"]}
-    headers = rp.client_auth({})
-    barrier = threading.Barrier(4)
-    results: list[tuple[int, dict[str, str]]] = []
-    lock = threading.Lock()
-
-    def use() -> None:
-        barrier.wait()
-        response = app.test_client().post("/token", data=data, headers=headers)
-        with lock:
-            results.append((response.status_code, response.get_json()))
-
-    threads = [threading.Thread(target=use) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert len(results) == 4
+    results = token_requests_at_once(app, data, rp.client_auth({}))
     winners = [body for status, body in results if status == 200]
     assert len(winners) <= 1
     assert all(body["error"] == "invalid_grant" for status, body in results if status != 200)
