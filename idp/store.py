@@ -9,6 +9,7 @@ never loses an account or an audit record.
 from __future__ import annotations
 
 import logging
+import secrets
 
 import fakeredis
 import redis
@@ -79,6 +80,34 @@ def read_version(key: str) -> str | None:
         versions = {k: _decode(v) for k, v in zip(keys, values, strict=True)}
         request.environ[_ENVIRON_KEY] = versions
     return versions[key]
+
+
+def claim_version(key: str) -> str | None:
+    """After a store restart a version key is gone: set one, unless another process just did.
+
+    Returns the version to trust now, or None (not trusted this time: the next read takes
+    whatever is there).
+    """
+    token = secrets.token_hex(16)
+    try:
+        if get_store().set(key, token, nx=True):
+            return token
+    except redis.RedisError:
+        pass
+    return None
+
+
+def publish_version(key: str) -> bool:
+    """Say "this table changed" to every process's cache (call after the commit).
+
+    False when the store could not be written: the caches then catch up at their maximum age.
+    """
+    forget_versions()
+    try:
+        get_store().set(key, secrets.token_hex(16))
+    except redis.RedisError:
+        return False
+    return True
 
 
 def forget_versions() -> None:

@@ -42,7 +42,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator
@@ -51,7 +50,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-import redis
 from flask import current_app
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, KeyParameters, KeySet, OKPKey, RSAKey, import_key
@@ -72,7 +70,7 @@ from idp.services import crypto
 # Every algorithm we sign with, in order of preference (RS256 first: OIDC requires it). The
 # service registry owns the list, because it decides what a service may register.
 from idp.services.clients import SIGNING_ALGS as SIGNING_ALGS
-from idp.store import forget_versions, get_store, read_version, register_version_key
+from idp.store import claim_version, publish_version, read_version, register_version_key
 
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("idp.audit")
@@ -278,10 +276,7 @@ def _audit(session: Session, event: str, *, actor: str, kid: str, **details: Any
 
 def keys_changed() -> None:
     """Tell every process's key ring that the signing_keys table changed (call after commit)."""
-    forget_versions()
-    try:
-        get_store().set(VERSION_KEY, secrets.token_hex(16))
-    except redis.RedisError:
+    if not publish_version(VERSION_KEY):
         log.warning(
             "could not publish the signing-keys version; key rings refresh within %ss",
             RECHECK_SECONDS,
@@ -577,7 +572,7 @@ class KeyRing:
         for kid in set(self._private) - {e.kid for e in entries if e.state is KeyState.ACTIVE}:
             del self._private[kid]
         if version is None:
-            version = _claim_version()
+            version = claim_version(VERSION_KEY)
         snapshot = _Snapshot(version, time.monotonic(), entries)
         self._snapshot = snapshot
         self.reloads += 1
@@ -676,17 +671,6 @@ def _read_version() -> str | None:
     # Read with the other cache versions, once per request (issue 4: one store round trip
     # for the key ring and the service cache together, however often a request signs).
     return read_version(VERSION_KEY)
-
-
-def _claim_version() -> str | None:
-    """After a store restart there is no version: set one, unless another process just did."""
-    token = secrets.token_hex(16)
-    try:
-        if get_store().set(VERSION_KEY, token, nx=True):
-            return token
-    except redis.RedisError:
-        pass
-    return None  # not cached as fresh: the next use reads the version that is there now
 
 
 def get_keyring() -> KeyRing:

@@ -28,19 +28,17 @@ see a newer version and re-read: the cache can never keep a stale row under a fr
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from typing import Any, Final
 
-import redis
 from flask import current_app
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, joinedload
 
 from idp.extensions import db
 from idp.models.service import Service, ServiceRole, ServiceSecret, ServiceStatus
-from idp.store import forget_versions, get_store, read_version, register_version_key
+from idp.store import claim_version, publish_version, read_version, register_version_key
 
 log = logging.getLogger(__name__)
 
@@ -123,26 +121,12 @@ def _detached_copy(service: Service | None) -> Service | None:
 
 def _read_version() -> str | None:
     version = read_version(VERSION_KEY)  # with the key ring's, in one round trip per request
-    return version if version is not None else _claim_version()
-
-
-def _claim_version() -> str | None:
-    """After a store restart there is no version: set one, unless another process just did."""
-    token = secrets.token_hex(16)
-    try:
-        if get_store().set(VERSION_KEY, token, nx=True):
-            return token
-    except redis.RedisError:
-        pass
-    return None  # not trusted this time: the next lookup reads whatever is there
+    return version if version is not None else claim_version(VERSION_KEY)
 
 
 def services_changed() -> None:
     """Tell every process's cache that services changed (called after commit)."""
-    forget_versions()
-    try:
-        get_store().set(VERSION_KEY, secrets.token_hex(16))
-    except redis.RedisError:
+    if not publish_version(VERSION_KEY):
         log.warning(
             "could not publish the services version; caches refresh within %ss",
             MAX_AGE_SECONDS,
