@@ -28,7 +28,7 @@ from wtforms import RadioField
 from wtforms.validators import DataRequired
 
 from idp.auth.sso_cookie import current_sso_session
-from idp.oidc.endpoints import _error_page, _load_handoff, _save_handoff
+from idp.oidc.handoff import error_page, load_handoff, save_handoff
 from idp.services import access, users
 from idp.services.clients import find_service
 
@@ -45,9 +45,9 @@ class ChooseOrganisationForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is u
 @bp.route("/authorize/organisation/<handoff_id>", methods=["GET", "POST"])
 def choose(handoff_id: str) -> ResponseReturnValue:
     """Radios of the person's organisations; the choice goes back to the waiting request."""
-    handoff = _load_handoff(handoff_id)
+    handoff = load_handoff(handoff_id)
     if handoff is None:
-        return _error_page("expired")
+        return error_page("expired")
     sso = current_sso_session()
     user = users.find_by_sub(sso.sub) if sso is not None else None
     if sso is None or user is None:
@@ -57,12 +57,12 @@ def choose(handoff_id: str) -> ResponseReturnValue:
     client_id = (handoff.params.get("client_id") or [""])[0]
     service = find_service(client_id)
     if service is None:
-        return _error_page("client")
+        return error_page("client")
     form = ChooseOrganisationForm()
     form.organisation.choices = [(o.public_id, o.name) for o in organisations]
     if form.validate_on_submit():
         handoff.organisation_id = form.organisation.data
-        _save_handoff(handoff)
+        save_handoff(handoff)
         return redirect(url_for("oidc.resume", handoff_id=handoff.id), 303)
     status = 400 if form.errors else 200
     return (

@@ -39,7 +39,7 @@ from wtforms.validators import AnyOf
 
 from idp.auth.sso_cookie import current_sso_session
 from idp.oidc import tokens
-from idp.oidc.endpoints import _error_page, _load_handoff, _save_handoff
+from idp.oidc.handoff import error_page, load_handoff, save_handoff
 from idp.services import consents, events, users
 from idp.services.clients import find_service
 from idp.services.transaction import transaction
@@ -64,13 +64,13 @@ class ConsentForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped
 @bp.route("/authorize/consent/<handoff_id>", methods=["GET", "POST"])
 def ask(handoff_id: str) -> ResponseReturnValue:
     """What the service will be able to see, with "Allow" and "Do not allow"."""
-    handoff = _load_handoff(handoff_id)
+    handoff = load_handoff(handoff_id)
     if handoff is None:
-        return _error_page("expired")
+        return error_page("expired")
     client_id = (handoff.params.get("client_id") or [""])[0]
     service = find_service(client_id)
     if service is None:
-        return _error_page("client")
+        return error_page("client")
     sso = current_sso_session()
     user = users.find_by_sub(sso.sub) if sso is not None else None
     if (
@@ -92,7 +92,7 @@ def ask(handoff_id: str) -> ResponseReturnValue:
             else:
                 consents.record_refusal(user, service, scopes)
                 handoff.consented_by, handoff.refused_by = None, user.sub
-        _save_handoff(handoff)
+        save_handoff(handoff)
         return redirect(url_for("oidc.resume", handoff_id=handoff.id), 303)
     return (
         render_template(

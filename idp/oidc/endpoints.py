@@ -68,12 +68,9 @@ session records the service, so back-channel logout knows whom to tell.
 
 from __future__ import annotations
 
-import json
-import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from authlib.oauth2.base import OAuth2Error
@@ -105,6 +102,13 @@ from idp.oidc.discovery import (
     TOKEN_PATH,
     USERINFO_PATH,
 )
+from idp.oidc.handoff import (
+    HandOff,
+    error_page,
+    forget_handoff,
+    load_handoff,
+    save_handoff,
+)
 from idp.oidc.server import (
     AUTHORIZATION_PARAMETERS,
     BearerError,
@@ -116,15 +120,10 @@ from idp.oidc.server import (
 from idp.services import access, access_requests, audit, consents, organisation_choice, users
 from idp.services.sso_sessions import SessionNotFound, SsoSession, get_sso_sessions
 from idp.services.transaction import transaction
-from idp.store import get_store
 from idp.web.errors import render_error
 
 bp = Blueprint("oidc", __name__)
 
-#: How long a request waits for the person to sign in.
-HANDOFF_TTL_SECONDS: Final = 600
-_HANDOFF_KEY: Final = "oidc:authz-request:{}"
-_HANDOFF_ID: Final = re.compile(r"[A-Za-z0-9_-]{22}")
 #: Endpoints machines call: errors there are JSON, never an HTML page.
 MACHINE_PATHS: Final = frozenset({TOKEN_PATH, USERINFO_PATH, REVOCATION_PATH, INTROSPECTION_PATH})
 
@@ -138,52 +137,6 @@ def _setup(state: Any) -> None:
 # -- the authorization endpoint ---------------------------------------------------------------
 
 
-@dataclass
-class HandOff:
-    """An authorization request waiting for the person to sign in (or add a factor)."""
-
-    id: str
-    params: dict[str, list[str]]
-    #: The session when the browser was sent to sign in (None: there was none).
-    prior_sid: str | None
-    prior_auth_time: int | None
-    #: The session that has already satisfied prompt=login/max_age for this request.
-    login_sid: str | None = None
-    #: Whether the browser was already sent to add a second factor.
-    step_up: bool = False
-    #: The organisation chosen for this request on the choose-organisation page.
-    organisation_id: str | None = None
-    #: The scopes the consent page asks about (set when the browser is sent there).
-    consent_scopes: list[str] | None = None
-    #: The ``sub`` of the person who allowed this request on the consent page just now.
-    consented_by: str | None = None
-    #: The ``sub`` of the person who chose "Do not allow" for this request.
-    refused_by: str | None = None
-
-    def reauthenticated(self, sso: SsoSession | None) -> bool:
-        if sso is None:
-            return False
-        return (
-            sso.sid == self.login_sid
-            or sso.sid != self.prior_sid
-            or self.prior_auth_time is None
-            or sso.auth_time > self.prior_auth_time
-        )
-
-
-def _save_handoff(handoff: HandOff) -> None:
-    get_store().set(
-        _HANDOFF_KEY.format(handoff.id), json.dumps(asdict(handoff)), ex=HANDOFF_TTL_SECONDS
-    )
-
-
-def _load_handoff(handoff_id: str) -> HandOff | None:
-    if not _HANDOFF_ID.fullmatch(handoff_id):
-        return None
-    raw = get_store().get(_HANDOFF_KEY.format(handoff_id))
-    return HandOff(**json.loads(raw)) if raw is not None else None
-
-
 @bp.route(AUTHORIZATION_PATH, methods=["GET", "POST"])
 def authorize() -> ResponseReturnValue:
     """OIDC Core §3.1.2.1: GET with a query, or POST with a form (``oidcc-ensure-post-...``)."""
@@ -193,9 +146,9 @@ def authorize() -> ResponseReturnValue:
 @bp.get(AUTHORIZATION_PATH + "/resume/<handoff_id>")
 def resume(handoff_id: str) -> ResponseReturnValue:
     """Where the sign-in journey returns: the stored request, re-validated from scratch."""
-    handoff = _load_handoff(handoff_id)
+    handoff = load_handoff(handoff_id)
     if handoff is None:
-        return _error_page("expired")
+        return error_page("expired")
     return _authorize(handoff.params, handoff)
 
 
@@ -216,7 +169,7 @@ def _authorize(params: Mapping[str, Sequence[str]], handoff: HandOff | None) -> 
         grant = authorization.get_consent_grant(oauth_request, end_user=user)
     except OAuth2Error as error:
         if not error.redirect_uri:
-            return _error_page("client" if isinstance(error, InvalidClientError) else "redirect")
+            return error_page("client" if isinstance(error, InvalidClientError) else "redirect")
         return _respond(authorization.handle_error_response(oauth_request, error))
 
     data = oauth_request.payload.data
@@ -312,7 +265,7 @@ def _authorize(params: Mapping[str, Sequence[str]], handoff: HandOff | None) -> 
         except SessionNotFound:
             pass  # the session ended a moment ago; its code dies with nothing to log out
     if handoff is not None:
-        get_store().delete(_HANDOFF_KEY.format(handoff.id))
+        forget_handoff(handoff)
     return _respond(response)
 
 
@@ -403,7 +356,7 @@ def _store_request(
         organisation_id=organisation_id,
         consent_scopes=consent_scopes,
     )
-    _save_handoff(stored)
+    save_handoff(stored)
     return stored
 
 
@@ -434,19 +387,6 @@ def _respond(response: Response) -> Response:
     if request.method == "POST" and response.status_code == 302:
         response.status_code = 303
     return response
-
-
-_PROBLEMS: Final = {
-    "client": "The service that sent you here is not registered with Secure Access.",
-    "redirect": "The service that sent you here gave an address to return to that is not "
-    "registered for it, so we cannot send you back.",
-    "expired": "Your sign-in request has expired.",
-}
-
-
-def _error_page(problem: str) -> ResponseReturnValue:
-    """Our own page, never a redirect: the return address could not be trusted (F01, V2)."""
-    return render_template("oidc/error.html", problem=_PROBLEMS[problem]), 400
 
 
 # -- the machine endpoints ----------------------------------------------------------------------
