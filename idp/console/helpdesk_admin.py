@@ -6,8 +6,8 @@ secrets, F01/E03 URIs) and every audit record is the registry's
 forms into calls and the registry's problems into an error summary.
 
 A new client secret appears once (``no-store``) and never again: it is not in the session
-cookie, the database (only its keyed hash), a redirect URL or the logs. At registration it is in
-the response to the POST. A rotation is Post/Redirect/Get: the POST rotates and holds the secret
+cookie, the database (only its keyed hash), a redirect URL or the logs. Registering and rotating
+are Post/Redirect/Get: the POST registers or rotates and holds the secret
 for one showing, bound to the admin's SSO session (:func:`service_admin.hold_for_showing`), and
 redirects (303) to a page that shows it once; reloading that page neither rotates again nor
 shows it again. Organisations and staff pages are in :mod:`.helpdesk_admin_orgs` and
@@ -113,14 +113,16 @@ def service_new() -> ResponseReturnValue:
         except clients.ServiceExists:
             form.client_id.errors = ["A service with this client ID already exists"]
         else:
-            return _no_store(
-                render_template(
-                    "console/admin/service_secret.html",
-                    title=f"{service.name} is registered",
-                    service=service,
-                    secret=secret,
-                    heading=f"{service.name} is registered",
-                )
+            if secret is None:  # private_key_jwt: nothing to show
+                flash(f"{service.name} is registered")
+                return redirect(url_for("helpdesk.service_page", client_id=service.client_id), 303)
+            # Post/Redirect/Get, as for a rotation: a reload shows the page, never registers
+            # again. No old secret, so no overlap (0 days tells the page it is a registration).
+            service_admin.hold_for_showing(
+                get_store(), _sid(), service.client_id, secret, overlap_days=0
+            )
+            return redirect(
+                url_for("helpdesk.service_new_secret", client_id=service.client_id), 303
             )
     return render_form("console/admin/service_new.html", form, title="Register a service")
 
@@ -205,15 +207,16 @@ def service_rotate(client_id: str) -> ResponseReturnValue:
 @helpdesk_bp.get("/admin/services/<client_id>/new-secret")
 @helpdesk_admin_required
 def service_new_secret(client_id: str) -> ResponseReturnValue:
-    """Show the secret the last rotation made, once: a reload says it has been shown."""
+    """Show the secret a registration or rotation made, once: a reload says it was shown."""
     service = _service(client_id)
     held = service_admin.take_for_showing(get_store(), _sid(), service.client_id)
     secret, days = held if held is not None else (None, None)
-    heading = (
-        f"New secret for {service.name}"
-        if held is not None
-        else f"The new secret for {service.name} has already been shown"
-    )
+    if held is None:
+        heading = f"The new secret for {service.name} has already been shown"
+    elif days == 0:
+        heading = f"{service.name} is registered"
+    else:
+        heading = f"New secret for {service.name}"
     return _no_store(
         render_template(
             "console/admin/service_secret.html",

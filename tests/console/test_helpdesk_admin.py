@@ -64,10 +64,14 @@ REGISTRATION = {
 
 def test_register_a_service_shows_its_secret_once(client: FlaskClient) -> None:
     admin = sign_in_staff(client, StaffRole.HELPDESK_ADMIN)
-    response = post(client, "/helpdesk/admin/services/new", REGISTRATION)
+    posted = post(client, "/helpdesk/admin/services/new", REGISTRATION)
+    # Post/Redirect/Get: reloading the page that shows the secret never registers again.
+    assert posted.status_code == 303
+    response = client.get(posted.headers["Location"])
 
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
+    assert "Get school data is registered" in page_text(response)
     assert "This is the only time you will see this secret" in page_text(response)
     secret = shown_secret(response)
     service = clients.authenticate_client_secret("get-school-data", secret)
@@ -85,6 +89,10 @@ def test_register_a_service_shows_its_secret_once(client: FlaskClient) -> None:
     [registered] = events("service.registered")
     assert registered.actor_id == admin.sub
     assert all(secret not in str(e.details) for e in db.session.query(AuditEvent))
+    reload = client.get(posted.headers["Location"])
+    assert secret not in reload.get_data(as_text=True)
+    assert "has already been shown" in page_text(reload)
+    assert db.session.query(Service).count() == 1
 
 
 def test_invalid_redirect_uris_are_refused_with_a_clear_message(client: FlaskClient) -> None:
@@ -112,7 +120,7 @@ def test_invalid_redirect_uris_are_refused_with_a_clear_message(client: FlaskCli
 
 def test_a_taken_client_id_is_refused(client: FlaskClient) -> None:
     sign_in_staff(client, StaffRole.HELPDESK_ADMIN)
-    assert post(client, "/helpdesk/admin/services/new", REGISTRATION).status_code == 200
+    assert post(client, "/helpdesk/admin/services/new", REGISTRATION).status_code == 303
     again = post(client, "/helpdesk/admin/services/new", REGISTRATION)
     assert again.status_code == 400
     assert "A service with this client ID already exists" in page_text(again)
