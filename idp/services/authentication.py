@@ -19,16 +19,14 @@ the ORM ``User`` is loaded only when something is written (a rehash, the comprom
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import bindparam, select
 
 from idp.extensions import db
 from idp.models import StaffRole, User, UserStatus
-from idp.models.base import utcnow
-from idp.services import audit, outbox
-from idp.services.links import public_url
+from idp.services import audit
+from idp.services.account_lock import report_lock
 from idp.services.mfa.factors import any_factor
 from idp.services.passwords import get_passwords
 from idp.services.throttle import Outcome, account_key_for, get_throttle, ip_key
@@ -253,23 +251,7 @@ def authenticate(
                 else ("wrong password" if not valid else f"account {user.status.value}"),
             )
             if failure.newly_locked and user is not None:
-                audit.record(
-                    "account.locked",
-                    actor=None,
-                    target=user.sub,
-                    target_type="user",
-                    outcome=audit.DENIED,
-                    reason="too many failed sign-in attempts",
-                )
-                outbox.enqueue_email(
-                    user.email,
-                    "account_locked",
-                    reset_link=public_url("reset.forgot_password"),
-                    # No time when the lock lasts until a reset or the helpdesk lifts it.
-                    unlock_at=(utcnow() + timedelta(seconds=failure.retry_after))
-                    if failure.retry_after
-                    else None,
-                )
+                report_lock(cast(User, user), failure, "too many failed sign-in attempts")
         raise SignInFailed
 
     assert user is not None
@@ -324,12 +306,5 @@ def verify_for_signed_in_user(user: User, password: str) -> bool:
             outcome=audit.FAILURE,
         )
         if failure.newly_locked:
-            audit.record(
-                "account.locked",
-                actor=None,
-                target=user.sub,
-                target_type="user",
-                outcome=audit.DENIED,
-                reason="too many failed password checks",
-            )
+            report_lock(user, failure, "too many failed password checks")
     return False

@@ -242,6 +242,22 @@ def test_B01_lock_is_audited_and_emailed_once(app, client):
     assert sent.count("account_locked") == 1
 
 
+def test_B01_a_lock_from_the_signed_in_password_check_is_audited_and_emailed_too(app, client):
+    """B04: the confirm-password page counts on the same counter; whichever check tips the
+    account over, the person hears of it the same way (idp.services.account_lock)."""
+    make_user(email="ada@school.example")
+    SignIn(client).completed("ada@school.example")
+    start = utcnow()
+    for i in range(app.extensions["settings"].login_max_failures):
+        with time_machine.travel(start + timedelta(minutes=i)):
+            post_form(client, "/account/confirm-password", {"password": "a wrong guess here"})
+    locks = list(db.session.scalars(select(AuditEvent).where(AuditEvent.event == "account.locked")))
+    assert [lock.reason for lock in locks] == ["too many failed password checks"]
+    with time_machine.travel(start + timedelta(minutes=20)):  # the email was queued then
+        sent = [m.template for m in emails_to("ada@school.example")]
+    assert sent.count("account_locked") == 1
+
+
 # -- C: forgot password ----------------------------------------------------------------------
 
 

@@ -13,12 +13,9 @@ password's (keycloak#46164).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from idp.models import User
-from idp.models.base import utcnow
-from idp.services import audit, outbox
-from idp.services.links import public_url
+from idp.services import audit
+from idp.services.account_lock import report_lock
 from idp.services.mfa.common import Method, MfaThrottled
 from idp.services.throttle import Throttle, account_key_for
 from idp.services.transaction import transaction
@@ -64,20 +61,9 @@ def failed(throttle: Throttle, user: User, key: str, method: Method) -> None:
             method=method.value,
         )
         if failure.newly_locked:
-            audit.record(
-                "account.locked",
-                actor=None,
-                target=user.sub,
-                target_type="user",
-                outcome=audit.DENIED,
-                reason=f"too many failed {method.value.replace('_', ' ')} attempts",
+            report_lock(
+                user,
+                failure,
+                f"too many failed {method.value.replace('_', ' ')} attempts",
                 method=method.value,
-            )
-            outbox.enqueue_email(
-                user.email,
-                "account_locked",
-                reset_link=public_url("reset.forgot_password"),
-                unlock_at=(utcnow() + timedelta(seconds=failure.retry_after))
-                if failure.retry_after
-                else None,
             )
