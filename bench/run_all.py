@@ -92,6 +92,13 @@ def main() -> int:
         ("HTTP server floor: granian vs gunicorn", [python, "-m", "bench.bench_server"], {})
     )
     runs.append(("token endpoint vs node-oidc-provider", [python, "-m", "bench.bench_token"], {}))
+    runs.append(
+        (
+            "client_credentials: the grant itself vs our whole path",
+            [python, "-m", "bench.bench_grant_overhead"],
+            {},
+        )
+    )
     failed = []
     for title, command, env in runs:
         print(f"\n== {title} ==", flush=True)
