@@ -14,15 +14,13 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 from argon2 import PasswordHasher, Type
 from bs4 import BeautifulSoup
-from flask_migrate import upgrade
 
-from idp import create_app
+from bench.common import bench_app
 from idp.extensions import db
 from idp.models import User, UserStatus
 from idp.services.passwords import get_passwords
@@ -36,22 +34,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=60)
     args = parser.parse_args()
 
-    instance = tempfile.mkdtemp(prefix="bench-sign-in-")
-    app = create_app(
-        env="test",
-        instance_path=instance,
-        public_base_url="http://localhost",
-        database_url=os.environ.get("IDP_BENCH_DATABASE_URL") or f"sqlite:///{instance}/b.db",
-        redis_url=os.environ.get("IDP_BENCH_REDIS_URL") or None,
-        log_level="ERROR",
-        # Production parameters (OWASP minimum), unlike the cheap test ones.
-        argon2_time_cost=2,
-        argon2_memory_cost=19456,
-        argon2_parallelism=1,
-    )
+    app = bench_app("bench-sign-in-")  # migrated, production argon2id parameters
     settings = app.extensions["settings"]
     with app.app_context():
-        upgrade()
         db.session.query(User).delete()
         stored = get_passwords().hash(PASSWORD)
         db.session.add(
