@@ -488,6 +488,21 @@ def revoke_for_user_at_service(user_id: int, service_id: int, now: datetime | No
 
 
 def _revoke(condition: Any, now: datetime | None) -> int:
+    """Mark the live tokens matching ``condition`` revoked; how many.
+
+    The rows are locked in id order first. Two revocations of overlapping rows at once (a spent
+    refresh token presented by several requests together, each revoking the family; a logout
+    racing a password change) otherwise lock the rows in whatever order each scan meets them,
+    and on PostgreSQL can each hold a row the other waits for: a deadlock, and a 503 for one
+    of them. One global order makes that impossible. SQLite serialises writers and has no
+    ``FOR UPDATE``; SQLAlchemy leaves it out there.
+    """
+    db.session.execute(
+        select(RefreshToken.id)
+        .where(condition, RefreshToken.revoked_at.is_(None))
+        .order_by(RefreshToken.id)
+        .with_for_update()
+    )
     result = db.session.execute(
         update(RefreshToken)
         .where(condition, RefreshToken.revoked_at.is_(None))
