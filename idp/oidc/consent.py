@@ -23,7 +23,8 @@ cannot be clickjacked.
 
 Withdrawing a consent must stop the service reading on with a refresh token (ASVS 10.7.3;
 G05 Also): this module also revokes the person's refresh tokens at that service
-(:func:`idp.oidc.tokens.revoke_for_user_at_service`), when
+(:func:`idp.oidc.tokens.revoke_for_user_at_service`) and ends the access tokens issued to it
+until then (:func:`idp.oidc.tokens.end_consent_tokens`), when
 :data:`idp.services.events.consent_withdrawn` is announced.
 """
 
@@ -38,6 +39,8 @@ from wtforms import StringField
 from wtforms.validators import AnyOf
 
 from idp.auth.sso_cookie import current_sso_session
+from idp.extensions import db
+from idp.models import Service
 from idp.oidc import tokens
 from idp.oidc.handoff import error_page, load_handoff, save_handoff
 from idp.services import consents, events, users
@@ -52,7 +55,7 @@ REFUSE = "refuse"
 
 @bp.record_once
 def _setup(state: Any) -> None:
-    events.consent_withdrawn.connect(_revoke_refresh_tokens)
+    events.consent_withdrawn.connect(_end_tokens)
 
 
 class ConsentForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped
@@ -108,10 +111,14 @@ def ask(handoff_id: str) -> ResponseReturnValue:
     )
 
 
-def _revoke_refresh_tokens(sender: str, *, user_id: int, service_id: int, **_: Any) -> None:
-    """The person withdrew consent: their refresh tokens at that service stop working.
+def _end_tokens(sender: str, *, user_id: int, service_id: int, **_: Any) -> None:
+    """The person withdrew consent: their tokens at that service stop working.
 
-    Offline ones too (they are the point of withdrawing). Runs in the withdrawal's unit of
-    work, so the consent and the tokens go together or not at all.
+    Refresh tokens, offline ones too (they are the point of withdrawing), in the withdrawal's
+    unit of work, so the consent and the tokens go together or not at all; and access tokens
+    issued until now, at UserInfo and introspection (``sender`` is the person's ``sub``).
     """
     tokens.revoke_for_user_at_service(user_id, service_id)
+    service = db.session.get(Service, service_id)
+    if service is not None:
+        tokens.end_consent_tokens(sender, service.client_id)

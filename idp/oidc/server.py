@@ -952,10 +952,7 @@ class TokenRecord:
                 or row.revoked_at is not None
                 or (row.used_at is not None)
             )
-        sid = self.claims.get("sid")
-        return tokens.is_access_token_revoked(
-            self.claims["jti"], sid=sid if isinstance(sid, str) else None
-        )
+        return tokens.is_access_token_revoked(self.claims)
 
     def revoke(self) -> None:
         if self.refresh is not None:

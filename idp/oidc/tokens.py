@@ -55,7 +55,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -106,6 +106,10 @@ _SID_ENDED_KEY: Final = "oidc:sid-ended:{}"
 #: How long an ended session is remembered: longer than any access token lives (G07: at most
 #: 15 minutes; the registry refuses more), plus the revocation leeway.
 SID_ENDED_SECONDS: Final = 15 * 60 + REVOCATION_LEEWAY_SECONDS
+#: Set when a person withdraws their consent to a service (F11, ASVS 10.7.3), to the time it
+#: happened: their access tokens for it issued until then stop working. Kept as long as an
+#: ended session is.
+_CONSENT_WITHDRAWN_KEY: Final = "oidc:consent-withdrawn:{}:{}"
 
 
 class InvalidAccessToken(Exception):
@@ -222,7 +226,7 @@ def verify_access_token(
     sid = claims.get("sid")
     if sid is not None and not isinstance(sid, str):
         raise InvalidAccessToken("The access token is not valid.")
-    if check_revoked and is_access_token_revoked(claims["jti"], sid=sid):
+    if check_revoked and is_access_token_revoked(claims):
         raise InvalidAccessToken("The access token has been revoked.")
     return claims
 
@@ -234,16 +238,30 @@ def revoke_access_token(jti: str, expires_at: int, *, now: int | None = None) ->
         get_store().set(_REVOKED_KEY.format(jti), b"1", ex=ttl)
 
 
-def is_access_token_revoked(jti: str, *, sid: str | None = None) -> bool:
-    """Revoked itself (RFC 7009), or issued in an SSO session that has ended since.
+def is_access_token_revoked(claims: Mapping[str, Any]) -> bool:
+    """Revoked itself (RFC 7009), issued in an SSO session that has ended since, or issued
+    before its person withdrew their consent to its service (F11).
 
-    One ``EXISTS`` over both keys: the session check costs no extra round trip. (An index
-    from each session to its tokens' ``jti`` would cost a write on every grant instead.)
+    One ``MGET`` over the three keys: the session and consent checks cost no extra round trip.
+    (An index from each session or consent to its tokens' ``jti`` would cost a write on every
+    grant instead.)
     """
-    keys = [_REVOKED_KEY.format(jti)]
-    if sid:
-        keys.append(_SID_ENDED_KEY.format(sid))
-    return bool(get_store().exists(*keys))
+    keys = [
+        _REVOKED_KEY.format(claims["jti"]),
+        _CONSENT_WITHDRAWN_KEY.format(claims["sub"], claims["client_id"]),
+    ]
+    if claims.get("sid"):
+        keys.append(_SID_ENDED_KEY.format(claims["sid"]))
+    revoked, withdrawn_at, *session_ended = get_store().mget(keys)
+    if revoked is not None or any(value is not None for value in session_ended):
+        return True
+    return withdrawn_at is not None and int(claims["iat"]) <= int(withdrawn_at)
+
+
+def end_consent_tokens(sub: str, client_id: str, *, now: int | None = None) -> None:
+    """Every access token of ``sub`` for ``client_id`` issued until now stops working."""
+    at = now if now is not None else _now()
+    get_store().set(_CONSENT_WITHDRAWN_KEY.format(sub, client_id), at, ex=SID_ENDED_SECONDS)
 
 
 def end_sessions_tokens(sids: Iterable[str]) -> None:

@@ -10,14 +10,17 @@ and withdrawing kills the service's refresh tokens.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
+import time_machine
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from idp.extensions import db
 from idp.models import AuditEvent, Consent, Organisation
+from idp.models.base import utcnow
 from tests.access_helpers import grant, school
 from tests.factories import SignIn, csrf_token, make_user, page_text
 from tests.oidc.conftest import EMAIL
@@ -292,6 +295,25 @@ def test_F11_withdraw_asks_again_and_kills_the_refresh_token(rp, user):
     assert withdrawn.target_id == "reading-app"
     # The next sign-in to the service asks again.
     consent_page(rp)
+
+
+def test_F11_withdrawing_ends_the_services_access_tokens_at_once(rp, user):
+    """ASVS 10.7.3: the service cannot keep reading for the rest of an access token's life."""
+    old = rp.tokens(rp.login(EMAIL, consent="allow", scope="openid email"))["access_token"]
+    assert rp.userinfo(old).status_code == 200
+    page = allowed_page(rp.client)
+    rp.client.post(
+        "/account/allowed-services/reading-app/withdraw", data={"csrf_token": csrf_token(page)}
+    )
+    refused = rp.userinfo(old)
+    assert refused.status_code == 401
+    assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+    assert rp.post("/introspect", {"token": old}).get_json() == {"active": False}
+    # Allowed again later: a token issued after that works.
+    with time_machine.travel(utcnow() + timedelta(seconds=5)):
+        new = rp.tokens(rp.login(EMAIL, consent="allow", scope="openid email"))["access_token"]
+        assert rp.userinfo(new).status_code == 200
+        assert rp.userinfo(old).status_code == 401
 
 
 def test_F11_allowing_and_withdrawing_show_in_the_persons_recent_activity(rp, user):
