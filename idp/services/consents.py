@@ -24,13 +24,13 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
 from idp.extensions import db
 from idp.models import Consent, Service, User
 from idp.models.base import utcnow
 from idp.services import audit, events
+from idp.services.transaction import insert_or_nothing
 
 #: What allowing each scope lets a service do, in plain English, completing "It will be able
 #: to ..." (``{service}`` is the service's name). The claims behind each are in
@@ -71,17 +71,14 @@ def grant(user: User, service: Service, scopes: Sequence[str]) -> Consent:
 
     Two "Allow" clicks at once (two tabs) must not fail on the one-row-per-pair constraint,
     nor lose either's scopes: the row is created with ``INSERT ... ON CONFLICT DO NOTHING``
-    (a SAVEPOINT would do on PostgreSQL, but pysqlite commits an outermost SAVEPOINT on
-    release; see :func:`idp.services.users._insert_unless_taken`), then read ``FOR UPDATE``
+    (:func:`idp.services.transaction.insert_or_nothing`), then read ``FOR UPDATE``
     (PostgreSQL; SQLite serialises writers anyway) and widened.
     """
     now = utcnow()
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     db.session.execute(
-        insert(Consent)
-        .values(user_id=user.id, service_id=service.id, scopes=[], created_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=[Consent.user_id, Consent.service_id])
+        insert_or_nothing(Consent, Consent.user_id, Consent.service_id).values(
+            user_id=user.id, service_id=service.id, scopes=[], created_at=now, updated_at=now
+        )
     )
     row = db.session.scalars(
         select(Consent)

@@ -15,12 +15,12 @@ from __future__ import annotations
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from idp.config import Settings
 from idp.extensions import db
 from idp.models import StaffRole, User, UserStatus
 from idp.services import audit
+from idp.services.transaction import insert_or_nothing
 
 
 class InvalidEmail(ValueError):
@@ -93,8 +93,7 @@ def create_user(
     """
     canonical = canonical_email(email)
     check_personal_email(canonical)
-    if db.session.scalar(select(User.id).where(User.email == canonical)) is not None:
-        raise EmailAlreadyUsed("An account with this email address already exists")
+    # No look-up first: the insert itself says whether the address is taken, race or not.
     user = _insert_unless_taken(
         email=canonical,
         given_name=given_name.strip(),
@@ -117,21 +116,11 @@ def create_user(
 def _insert_unless_taken(**values: object) -> User | None:
     """Insert the account, or nothing if its email is taken; the new account or None.
 
-    ``INSERT … ON CONFLICT (email) DO NOTHING`` rather than a plain insert: when another
-    transaction inserted the same address and has not committed yet, PostgreSQL waits for it
-    and then inserts nothing, so the loser of the race carries on in a healthy transaction
-    instead of failing with an IntegrityError. (A SAVEPOINT around a plain insert would do on
-    PostgreSQL, but pysqlite commits an outermost SAVEPOINT on release, which could leave a
-    half-written invitation on SQLite.) Both dialects support it with RETURNING.
+    When another transaction inserted the same address and has not committed yet, PostgreSQL
+    waits for it and then inserts nothing (:func:`~idp.services.transaction.insert_or_nothing`),
+    so the loser of the race carries on in a healthy transaction.
     """
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(User)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[User.email])
-        .returning(User)
-    )
+    statement = insert_or_nothing(User, User.email).values(**values).returning(User)
     return db.session.scalars(statement).one_or_none()
 
 
