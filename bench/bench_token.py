@@ -266,7 +266,7 @@ class Browser:
                 url, body = self._fill(url, text, form_values)
                 method = "POST"
                 continue
-            raise RuntimeError(f"{method} {url} gave {status}: {text[:300]}")
+            raise RuntimeError(f"{method} {url} gave {status}: {text[:1200]}")
         raise RuntimeError(f"no redirect to {stop_at} after {hops} steps")
 
     @staticmethod
@@ -351,7 +351,11 @@ class Provider:
         per_thread = [count // threads + (1 if i < count % threads else 0) for i in range(threads)]
 
         def work(n: int) -> list[Code]:
-            browser = Browser(self.origin, self._cookies)
+            # Each thread signs in with its own browser session: node-oidc-provider updates
+            # the session on every consent, and four threads resuming interactions in one
+            # session at once made it answer "interaction session and authentication
+            # session mismatch" (or "session not found") once both workers were serving.
+            browser = Browser(self.origin)
             return [self._mint_with(browser, extra) for _ in range(n)]
 
         with ThreadPoolExecutor(threads) as pool:
