@@ -14,6 +14,7 @@ from idp import pool, store
 from idp.config import Settings, load_settings
 from idp.extensions import csrf, db, migrate
 from idp.logging import setup_logging
+from idp.oidc import machine_lane
 from idp.web import errors, filters, forms, headers, requests
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -26,10 +27,11 @@ def create_app(settings: Settings | None = None, **overrides: object) -> Flask:
     setup_logging(settings)
     setup_config(app, settings)
     setup_templates(app)
+    machine_lane.init_app(app, settings)  # inside ProxyFix: it sees the client's address
     requests.init_app(app, settings)
     headers.init_app(app, settings)
     setup_database(app, settings)
-    store.init_app(app, settings.redis_url)
+    store.init_app(app, settings.redis_url, settings.cache_version_window_seconds)
     setup_services(app, settings)
     csrf.init_app(app)
     errors.init_app(app)
@@ -75,8 +77,9 @@ def setup_templates(app: Flask) -> None:
 
 def setup_services(app: Flask, settings: Settings) -> None:
     """The service objects views and the worker use, each with its dependencies bound."""
-    from idp.services import jobs, mail, passwords, sso_sessions, throttle
+    from idp.services import audit_writer, jobs, mail, passwords, sso_sessions, throttle
 
+    audit_writer.init_app(app, settings)  # routine audit rows, batched per process (issue 4)
     passwords.init_app(app, settings)
     throttle.init_app(app, settings)
     sso_sessions.init_app(app, settings)

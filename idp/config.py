@@ -8,10 +8,10 @@ unsafe or missing value and :func:`load_settings` refuses to start, naming each 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 INSECURE_MARKER = "insecure"
@@ -267,6 +267,16 @@ class Settings(BaseSettings):
         1_048_576,
         description="Requests with a larger body are refused with 413 before anything parses them.",
     )
+    audit_batch_seconds: float = Field(
+        0.2,
+        ge=0,
+        le=5,
+        description="Routine audit records (a token issued) are written in batches, one INSERT "
+        "and one commit per process this often (idp/services/audit_writer.py). A process killed "
+        "with SIGKILL loses at most this many seconds of them; a normal exit writes them. 0 "
+        "writes each in its own request's transaction. Security events are never batched. "
+        "Default 0 when env is test.",
+    )
 
     # -- OpenID Connect provider: issuer and signing keys (idp/oidc) ------------------
     issuer: str | None = Field(
@@ -281,6 +291,22 @@ class Settings(BaseSettings):
         description="How long a new signing key must sit in the JWKS as `next` before "
         "`rotate-keys` lets it sign: at least the JWKS cache period relying services use, so "
         "none meets a kid it has not fetched (H04). `rotate-keys --force` skips the wait.",
+    )
+    cache_version_window_seconds: float = Field(
+        0.1,
+        ge=0,
+        le=5,
+        description="How long a process may reuse the change counters of its signing-key and "
+        "service caches before asking the store again (one MGET). A change made in another "
+        "process (a revoked secret, a disabled service, a rotated key) takes effect there "
+        "within this time; in the process that made it, at once. 0 asks on every request. "
+        "Default 0 when env is test.",
+    )
+    machine_lane: bool = Field(
+        True,
+        description="Answer ordinary client_credentials grants, the discovery document and "
+        "the JWKS without the web framework (idp/oidc/machine_lane.py: same answers, a "
+        "fraction of the CPU). false sends every request through the full path.",
     )
     # -- end of OpenID Connect provider settings ---------------------------------------
 
@@ -320,6 +346,17 @@ class Settings(BaseSettings):
         "many days after each 'Not now'.",
     )
     # -- end of multi-factor authentication settings -------------------------------------
+
+    @model_validator(mode="after")
+    def _test_defaults(self) -> Self:
+        """Tests read audit rows right after the request that wrote them, and change
+        services or keys behind a cache's back: unless a test sets them itself, audit rows
+        are written synchronously and cache versions are read on every request."""
+        if self.env == "test" and "audit_batch_seconds" not in self.model_fields_set:
+            self.audit_batch_seconds = 0.0
+        if self.env == "test" and "cache_version_window_seconds" not in self.model_fields_set:
+            self.cache_version_window_seconds = 0.0
+        return self
 
     # -- derived values -------------------------------------------------------------
 

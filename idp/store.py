@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
 
 import fakeredis
 import redis
@@ -35,8 +40,9 @@ def connect_store(url: str | None) -> Store:
     return fakeredis.FakeRedis(server=fakeredis.FakeServer())
 
 
-def init_app(app: Flask, url: str | None) -> None:
+def init_app(app: Flask, url: str | None, version_window: float = 0.0) -> None:
     app.extensions["store"] = connect_store(url)
+    app.extensions["store_versions"] = SharedVersions(version_window)
 
 
 def get_store() -> Store:
@@ -48,6 +54,27 @@ def get_store() -> Store:
 #: Keys whose value says "this table changed" to a per-process cache (signing keys, services).
 _VERSION_KEYS: list[str] = []
 _ENVIRON_KEY = "idp.store_versions"
+#: The WSGI environ of a request served outside Flask (:mod:`idp.oidc.machine_lane`).
+_LANE_ENVIRON: ContextVar[MutableMapping[str, Any] | None] = ContextVar(
+    "idp_lane_environ", default=None
+)
+
+
+@contextmanager
+def request_scope(environ: MutableMapping[str, Any]) -> Iterator[None]:
+    """Treat ``environ`` as the current request for :func:`read_version`, outside Flask."""
+    token = _LANE_ENVIRON.set(environ)
+    try:
+        yield
+    finally:
+        _LANE_ENVIRON.reset(token)
+
+
+def _request_environ() -> MutableMapping[str, Any] | None:
+    if has_request_context():
+        environ: MutableMapping[str, Any] = request.environ
+        return environ
+    return _LANE_ENVIRON.get()
 
 
 def register_version_key(key: str) -> None:
@@ -56,30 +83,68 @@ def register_version_key(key: str) -> None:
         _VERSION_KEYS.append(key)
 
 
+class SharedVersions:
+    """The cache versions one process read last, reused by its requests for ``window`` s.
+
+    Why (issue 4): the ``MGET`` of the versions was a fifth of a client_credentials grant's
+    CPU, paid by every request for values that change a few times a year. With a window of
+    0.1 s a busy process asks about ten times a second instead of thousands. The cost is
+    staleness, and it is bounded: a change made in another process (a secret revoked in the
+    console, a key rotated by the CLI) is seen here within the window; the process that made
+    it forgets these values when it publishes (:func:`publish_version`), so it sees its own
+    change at once. Values that could not be read (store down) are never reused.
+    """
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._values: tuple[float, dict[str, str | None]] | None = None
+
+    def current(self) -> dict[str, str | None]:
+        keys = list(_VERSION_KEYS)
+        held = self._values
+        now = time.monotonic()
+        if held is not None and now - held[0] < self.window and held[1].keys() >= set(keys):
+            return held[1]
+        try:
+            values = get_store().mget(keys)
+        except redis.RedisError:
+            return dict.fromkeys(keys)
+        versions = {k: _decode(v) for k, v in zip(keys, values, strict=True)}
+        # A missing version (a store restart) is claimed by the next request: not reused.
+        if self.window > 0 and None not in versions.values():
+            self._values = (now, versions)  # one tuple: threads see old or new, never half
+        return versions
+
+    def forget(self) -> None:
+        self._values = None
+
+
 def read_version(key: str) -> str | None:
     """The value of a cache-version key, or None if it is unset or the store is unreachable.
 
     Within a request every registered version is read in one ``MGET``, once: a token request
     consults both the key ring and the service cache, sometimes twice (issue 4: each store
-    round trip is about a tenth of a grant's CPU). A request is short, so a change made
-    during it is seen by the next one. Outside a request (the worker, the CLI), each call
-    reads the store afresh, because an app context there can live for hours.
+    round trip is about a tenth of a grant's CPU), and requests in the same process within
+    ``cache_version_window_seconds`` share one read (:class:`SharedVersions`). Outside a
+    request (the worker, the CLI), each call reads the store afresh, because an app context
+    there can live for hours.
     """
     register_version_key(key)
-    if not has_request_context():
+    environ = _request_environ()
+    if environ is None:
         return _decode(_get(key))
     # Kept in the WSGI environ: strictly one request's, even where an app context (and so
     # ``g``) outlives requests, as in tests that push one.
-    versions: dict[str, str | None] | None = request.environ.get(_ENVIRON_KEY)
+    versions: dict[str, str | None] | None = environ.get(_ENVIRON_KEY)
     if versions is None or key not in versions:
-        keys = list(_VERSION_KEYS)
-        try:
-            values = get_store().mget(keys)
-        except redis.RedisError:
-            values = [None] * len(keys)
-        versions = {k: _decode(v) for k, v in zip(keys, values, strict=True)}
-        request.environ[_ENVIRON_KEY] = versions
+        versions = _shared_versions().current()
+        environ[_ENVIRON_KEY] = versions
     return versions[key]
+
+
+def _shared_versions() -> SharedVersions:
+    shared: SharedVersions = current_app.extensions["store_versions"]
+    return shared
 
 
 def claim_version(key: str) -> str | None:
@@ -107,13 +172,17 @@ def publish_version(key: str) -> bool:
         get_store().set(key, secrets.token_hex(16))
     except redis.RedisError:
         return False
+    finally:
+        # After the write: a thread that re-read just before it must not keep the old value.
+        _shared_versions().forget()
     return True
 
 
 def forget_versions() -> None:
     """Make the next :func:`read_version` in this request read the store again."""
-    if has_request_context():
-        request.environ.pop(_ENVIRON_KEY, None)
+    environ = _request_environ()
+    if environ is not None:
+        environ.pop(_ENVIRON_KEY, None)
 
 
 def _get(key: str) -> bytes | str | None:

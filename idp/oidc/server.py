@@ -401,22 +401,31 @@ def _note_attempt(request: ProtocolRequest, client_id: str | None, method: str, 
     request.attempted_client = (client_id, method, why)
 
 
-def _basic_credentials(request: ProtocolRequest) -> tuple[str, str] | None:
-    header = request.headers.get("Authorization") or ""
+def parse_basic(header: str) -> tuple[str, str] | None:
+    """The (client_id, secret) of a Basic ``Authorization`` header, None for another scheme.
+
+    Raises ValueError for a Basic header that is not valid base64 of ``id:secret``.
+    RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+    """
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
         return None
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        _note_attempt(request, None, "client_secret_basic", "malformed Basic credentials")
-        return None
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise ValueError("malformed Basic credentials") from error
     client_id, colon, secret = decoded.partition(":")
     if not colon:
+        raise ValueError("malformed Basic credentials")
+    return unquote(client_id), unquote(secret)
+
+
+def _basic_credentials(request: ProtocolRequest) -> tuple[str, str] | None:
+    try:
+        return parse_basic(request.headers.get("Authorization") or "")
+    except ValueError:
         _note_attempt(request, None, "client_secret_basic", "malformed Basic credentials")
         return None
-    # RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
-    return unquote(client_id), unquote(secret)
 
 
 def authenticate_client_secret_basic(query: Any, request: ProtocolRequest) -> Client | None:
@@ -1313,10 +1322,20 @@ class AuthorizationServer(_FlaskAuthorizationServer):  # type: ignore[misc]
 
     @staticmethod
     def _save(token: Mapping[str, Any], request: ProtocolRequest) -> None:
-        """Commit what the grant issued (the refresh token row) with its audit record."""
+        """Commit what the grant wrote, and record ``oidc.token_issued`` (a routine record).
+
+        The commit comes now, before Authlib's ``delete_authorization_code`` writes the code's
+        spent marker naming the refresh family, so a replay that reads the marker finds the
+        family's rows to revoke (G02); a refresh token's claim commits with what replaced it
+        (G05). Written synchronously, the audit row is part of that transaction. Batched
+        (``audit_batch_seconds`` > 0, :mod:`idp.services.audit_writer`), it goes to the writer
+        only once the commit has succeeded, so no record names a token that was not issued;
+        a client_credentials grant then writes nothing to the database at all (issue 4).
+        """
         issued = request.issued or codes.Issued()
         user: User | None = request.user
-        with transaction():
+
+        def record() -> None:
             audit.record_routine(  # no ORM flush: the busiest audit event there is
                 "oidc.token_issued",
                 actor=request.client.client_id,
@@ -1328,6 +1347,13 @@ class AuthorizationServer(_FlaskAuthorizationServer):  # type: ignore[misc]
                 family_id=issued.family_id,
                 sid=request.authn.sid if request.authn is not None else None,
             )
+
+        batched = audit.routine_batched()
+        with transaction():
+            if not batched:
+                record()
+        if batched:
+            record()
 
 
 def oversized_authorization_header() -> bool:

@@ -1,22 +1,36 @@
 """The audit log: every security event is a row in ``audit_events`` and a log line at AUDIT level.
 
-Rows are added to the caller's unit of work, so an action and its record commit together, or
-neither does. Events about failures (a wrong password) are committed by the caller too, before
-it reports the failure. Secrets never go in: details with a secret-looking key are refused.
+Security events (security-requirements.md K03: sign-ins, lockouts, MFA and helpdesk changes,
+refusals) go through :func:`record`: the row is added to the caller's unit of work, so an
+action and its record commit together, or neither does. Events about failures (a wrong
+password) are committed by the caller too, before it reports the failure.
+
+Routine high-volume records (``oidc.token_issued``, one per token grant) go through
+:func:`record_routine`. With ``audit_batch_seconds`` above 0 they are handed to this process's
+:class:`~idp.services.audit_writer.AuditWriter`, which writes them in batches, one multi-row
+INSERT and one commit every ``audit_batch_seconds`` (issue 4: one INSERT and one COMMIT per
+grant were most of the database's work at the token endpoint). Redis is never involved, so
+losing Redis still never loses an audit record (DESIGN.md). The trade: a process killed with
+SIGKILL loses the routine rows of its last interval at most; a normal exit writes them first.
+With ``audit_batch_seconds`` 0 (the test default) they are written in the caller's transaction.
+
+Secrets never go in: details with a secret-looking key are refused, in both paths.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
-from flask import g, has_request_context, request
+from flask import current_app, g, has_request_context, request
 from sqlalchemy import insert
 
 from idp.extensions import db
 from idp.logging import AUDIT
 from idp.models.audit import AuditEvent
 from idp.models.base import utcnow
+from idp.services.audit_writer import AuditWriter
 
 log = logging.getLogger("idp.audit")
 #: One statement object, so SQLAlchemy compiles it once (see :func:`record_routine`).
@@ -46,18 +60,38 @@ _FORBIDDEN_KEYS = frozenset(
 )
 
 
-def _context(details: dict[str, Any]) -> dict[str, str | None]:
-    """Refuse secret-looking detail keys (K03); the request's IP, user agent and request id."""
+@dataclass(frozen=True)
+class RequestOrigin:
+    """Where an event came from: the request's IP, user agent and request id (all optional)."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+
+def request_origin() -> RequestOrigin:
+    """The current Flask request's origin; all None outside a request (the worker, the CLI)."""
+    if not has_request_context():
+        return RequestOrigin()
+    return RequestOrigin(
+        ip=request.remote_addr,
+        user_agent=(request.user_agent.string or "")[:512] or None,
+        request_id=g.get("request_id"),
+    )
+
+
+def _refuse_secrets(details: dict[str, Any]) -> None:
+    """K03: a detail key that looks like a secret is a bug in the caller; refuse the event."""
     bad = _FORBIDDEN_KEYS.intersection(k.lower() for k in details)
     if bad:
         raise ValueError(f"audit details must not carry secrets: {sorted(bad)}")
-    if not has_request_context():
-        return {"ip": None, "user_agent": None, "request_id": None}
-    return {
-        "ip": request.remote_addr,
-        "user_agent": (request.user_agent.string or "")[:512] or None,
-        "request_id": g.get("request_id"),
-    }
+
+
+def _context(details: dict[str, Any]) -> dict[str, str | None]:
+    """Refuse secret-looking detail keys (K03); the request's IP, user agent and request id."""
+    _refuse_secrets(details)
+    origin = request_origin()
+    return {"ip": origin.ip, "user_agent": origin.user_agent, "request_id": origin.request_id}
 
 
 def _log_line(
@@ -120,6 +154,12 @@ def record(
     return row
 
 
+def routine_batched() -> bool:
+    """Whether :func:`record_routine` hands rows to the batch writer in this app (so they are
+    not part of the caller's transaction) rather than writing them in it."""
+    return current_app.extensions.get("audit_writer") is not None
+
+
 def record_routine(
     event: str,
     *,
@@ -128,26 +168,39 @@ def record_routine(
     outcome: str = SUCCESS,
     target_type: str | None = None,
     reason: str | None = None,
+    origin: RequestOrigin | None = None,
     **details: Any,
 ) -> None:
-    """:func:`record` for high-volume routine events (a token issued), without the ORM.
+    """Record a high-volume routine event (a token issued) where nothing needs the row back.
 
-    The same row, in the same transaction, through one Core ``INSERT``: no unit-of-work flush
-    and no row object to track, about a fifth of the CPU (issue 4: token endpoint throughput).
-    Use it where nothing needs the row back.
+    Batched (``audit_batch_seconds`` > 0): the row goes to this process's
+    :class:`~idp.services.audit_writer.AuditWriter` and nothing touches ``db.session``, so the
+    caller's transaction neither carries nor waits for it; call this only once what it
+    records has happened (committed). Synchronous (0): one Core ``INSERT`` in the caller's
+    transaction, without the ORM's unit-of-work flush (about a fifth of the CPU of
+    :func:`record`; issue 4).
+
+    ``origin`` defaults to the current request's (:func:`request_origin`); pass it when
+    recording outside a request context. Needs an app context either way.
     """
-    db.session.execute(
-        _INSERT,
-        {
-            "occurred_at": utcnow(),
-            "event": event,
-            "outcome": outcome,
-            "actor_id": actor,
-            "target_type": target_type,
-            "target_id": target,
-            "reason": reason,
-            "details": details,
-            **_context(details),
-        },
-    )
+    _refuse_secrets(details)
+    where = origin if origin is not None else request_origin()
+    row = {
+        "occurred_at": utcnow(),
+        "event": event,
+        "outcome": outcome,
+        "actor_id": actor,
+        "target_type": target_type,
+        "target_id": target,
+        "reason": reason,
+        "details": details,
+        "ip": where.ip,
+        "user_agent": where.user_agent,
+        "request_id": where.request_id,
+    }
+    writer: AuditWriter | None = current_app.extensions.get("audit_writer")
+    if writer is not None:
+        writer.write(row)
+    else:
+        db.session.execute(_INSERT, row)
     _log_line(event, outcome, actor, target, target_type, reason, details)

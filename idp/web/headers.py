@@ -22,30 +22,39 @@ def csp_nonce() -> str:
     return nonce
 
 
+def security_headers(settings: Settings, nonce: str | None = None) -> list[tuple[str, str]]:
+    """The headers every response carries (shared with :mod:`idp.oidc.machine_lane`)."""
+    # A nonce only when a template asked for one: JSON answers (the token endpoint, the
+    # API) skip making it, and a page without inline scripts gets the stricter policy.
+    scripts = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
+    headers = [
+        (
+            "Content-Security-Policy",
+            "default-src 'self'; "
+            f"script-src {scripts}; "
+            "style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+        ("X-Frame-Options", "DENY"),
+        ("X-Content-Type-Options", "nosniff"),
+        # Tokens travel in some URLs (reset links): never leak them to another site (C02).
+        ("Referrer-Policy", "no-referrer"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+    ]
+    if settings.uses_https:
+        headers.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
+    return headers
+
+
 def init_app(app: Flask, settings: Settings) -> None:
     app.jinja_env.globals["csp_nonce"] = csp_nonce
 
     @app.after_request
     def set_security_headers(response: Response) -> Response:
         h = response.headers
-        # A nonce only when a template asked for one: JSON answers (the token endpoint, the
-        # API) skip making it, and a page without inline scripts gets the stricter policy.
-        nonce = g.get("csp_nonce")
-        scripts = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
-        h["Content-Security-Policy"] = (
-            "default-src 'self'; "
-            f"script-src {scripts}; "
-            "style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
-            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-        )
-        h["X-Frame-Options"] = "DENY"
-        h["X-Content-Type-Options"] = "nosniff"
-        # Tokens travel in some URLs (reset links): never leak them to another site (C02).
-        h["Referrer-Policy"] = "no-referrer"
-        h["Cross-Origin-Opener-Policy"] = "same-origin"
-        h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
-        if settings.uses_https:
-            h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        for name, value in security_headers(settings, g.get("csp_nonce")):
+            h[name] = value
         if not request.path.startswith("/static/"):
             # Pages about a person must not sit in shared caches or a shared PC's history.
             h.setdefault("Cache-Control", "no-store")

@@ -18,6 +18,11 @@ from idp.config import Settings
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
+def request_id(incoming: str | None) -> str:
+    """A proxy's id is kept if it looks like one, so lines can be joined across hops."""
+    return incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
+
+
 def init_app(app: Flask, settings: Settings) -> None:
     if settings.trusted_proxy_hops:
         # x_host=0: a forwarded Host is never trusted, whatever the hop count.
@@ -38,9 +43,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     @app.before_request
     def assign_request_id() -> None:
-        # A proxy's id is kept if it looks like one, so lines can be joined across hops.
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        g.request_id = request_id(request.headers.get("X-Request-Id"))
 
     @app.before_request
     def refuse_oversized_bodies() -> None:
