@@ -13,9 +13,11 @@ How, and how stale it can be (G04: a revoked or expired secret must stop working
 - Any commit that adds, changes or deletes a :class:`Service`, :class:`ServiceSecret` or
   :class:`ServiceRole` through the ORM (registering, rotating or revoking a secret, disabling a
   service, editing it in the console) writes a new random value under :data:`VERSION_KEY` in
-  the store, *after* the commit. Every lookup reads that value (one ``GET``) and drops the whole
-  cache when it differs from the one the cache was filled under, so the next request in every
-  process sees the change: staleness is one store round trip, not a time.
+  the store, *after* the commit. Lookups read that value and drop the whole cache when it
+  differs from the one the cache was filled under. The process that made the change sees it
+  at its next request; every other process within ``cache_version_window_seconds`` (0.1 s
+  by default: a process's requests share one read of the versions,
+  :class:`~idp.store.SharedVersions`).
 - Backstops: entries older than :data:`MAX_AGE_SECONDS` are re-read anyway (a change made
   behind the ORM's back, such as hand-written SQL, or a version that could not be published
   because the store was down), and while the store cannot be read nothing is served from the
