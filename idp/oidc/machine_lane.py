@@ -136,8 +136,11 @@ class MachineLane:
                 if path == JWKS_PATH:
                     return self._public(environ, self._jwks_bytes())
                 return self._public(environ, self._discovery_bytes())
-        except Exception:
-            log.warning("machine lane: passing %s to the full path after an error", path)
+        except Exception as error:
+            # The class only: a driver's message can quote parameters (never log a secret).
+            log.warning(
+                "machine lane: passing %s to the full path after %s", path, type(error).__name__
+            )
             return None
         finally:
             if body is not None:  # the full path (or nobody) reads it again
