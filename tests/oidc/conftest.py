@@ -21,6 +21,16 @@ from tests.oidc.rp import RP
 EMAIL = "ada@school.example"
 
 
+def register_machine(
+    client: FlaskClient, scopes: tuple[str, ...] = ("openid",), **options: Any
+) -> RP:
+    """A service that only uses the client_credentials grant (a nightly export job)."""
+    options.setdefault("client_id", "nightly-export")
+    return RP.register(
+        client, redirect_uris=(), grant_types=("client_credentials",), scopes=scopes, **options
+    )
+
+
 @pytest.fixture
 def user() -> User:
     return make_user(email=EMAIL)

@@ -24,6 +24,7 @@ from idp.services import clients
 from idp.services.service_cache import VERSION_KEY
 from idp.services.transaction import transaction
 from idp.store import get_store
+from tests.oidc.conftest import register_machine
 from tests.oidc.rp import RP
 
 GRANT = {"grant_type": "client_credentials"}
@@ -31,13 +32,7 @@ GRANT = {"grant_type": "client_credentials"}
 
 @pytest.fixture
 def machine(client) -> RP:
-    return RP.register(
-        client,
-        client_id="nightly-export",
-        redirect_uris=(),
-        grant_types=("client_credentials",),
-        scopes=("openid",),
-    )
+    return register_machine(client)
 
 
 def token_status(machine: RP) -> int:

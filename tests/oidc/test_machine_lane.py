@@ -25,6 +25,7 @@ from idp.extensions import db
 from idp.models import AuditEvent
 from idp.oidc import keys
 from idp.oidc.machine_lane import MachineLane
+from tests.oidc.conftest import register_machine
 from tests.oidc.rp import RP, unverified
 
 FORM = "application/x-www-form-urlencoded"
@@ -34,24 +35,13 @@ PER_REQUEST = {"X-Request-Id", "Content-Length"}
 
 @pytest.fixture
 def machine(client) -> RP:
-    return RP.register(
-        client,
-        client_id="nightly-export",
-        redirect_uris=(),
-        grant_types=("client_credentials",),
-        scopes=("users:read", "users:invite"),
-    )
+    return register_machine(client, ("users:read", "users:invite"))
 
 
 @pytest.fixture
 def poster(client) -> RP:
-    return RP.register(
-        client,
-        client_id="census-upload",
-        redirect_uris=(),
-        grant_types=("client_credentials",),
-        scopes=("users:read",),
-        auth_method="client_secret_post",
+    return register_machine(
+        client, ("users:read",), client_id="census-upload", auth_method="client_secret_post"
     )
 
 

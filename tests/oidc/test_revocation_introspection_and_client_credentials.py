@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from idp.extensions import db
 from idp.models import AuditEvent
-from tests.oidc.conftest import EMAIL
+from tests.oidc.conftest import EMAIL, register_machine
 from tests.oidc.rp import RP, unverified
 
 
@@ -95,13 +95,7 @@ def test_revocation_without_a_token_is_invalid_request(rp, user):
 
 @pytest.fixture
 def machine(client) -> RP:
-    return RP.register(
-        client,
-        client_id="nightly-export",
-        redirect_uris=(),
-        grant_types=("client_credentials",),
-        scopes=("openid",),
-    )
+    return register_machine(client)
 
 
 def test_client_credentials_issues_an_access_token_about_the_client(machine):

@@ -31,6 +31,7 @@ from idp.services import audit
 from idp.services.audit_writer import AuditWriter, get_audit_writer
 from tests.conftest import ROOT, IsolatedClient
 from tests.factories import make_user
+from tests.oidc.conftest import register_machine
 from tests.oidc.rp import RP
 
 TOKEN_ISSUED = "oidc.token_issued"
@@ -91,13 +92,7 @@ def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
 
 def machine(app: Flask) -> RP:
     """A service allowed the client_credentials grant, talking to ``app``."""
-    return RP.register(
-        app.test_client(),
-        client_id="nightly-export",
-        redirect_uris=(),
-        grant_types=("client_credentials",),
-        scopes=("openid",),
-    )
+    return register_machine(app.test_client())
 
 
 def grant(rp: RP, request_id: str) -> None:
