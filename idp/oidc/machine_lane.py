@@ -205,11 +205,7 @@ class MachineLane:
             actor=client_id,
             target=client_id,
             target_type="service",
-            origin=audit.RequestOrigin(
-                ip=environ.get("REMOTE_ADDR"),
-                user_agent=(environ.get("HTTP_USER_AGENT") or "")[:512] or None,
-                request_id=rid,
-            ),
+            origin=audit.RequestOrigin.from_environ(environ, rid),
             grant_type="client_credentials",
             scope=granted,
             jti=access.jti,

@@ -20,6 +20,7 @@ Secrets never go in: details with a secret-looking key are refused, in both path
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,16 +69,21 @@ class RequestOrigin:
     user_agent: str | None = None
     request_id: str | None = None
 
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, Any], request_id: str | None) -> RequestOrigin:
+        """From a WSGI environ: a Flask request's, or one the machine lane answers itself."""
+        return cls(
+            ip=environ.get("REMOTE_ADDR"),
+            user_agent=(environ.get("HTTP_USER_AGENT") or "")[:512] or None,
+            request_id=request_id,
+        )
+
 
 def request_origin() -> RequestOrigin:
     """The current Flask request's origin; all None outside a request (the worker, the CLI)."""
     if not has_request_context():
         return RequestOrigin()
-    return RequestOrigin(
-        ip=request.remote_addr,
-        user_agent=(request.user_agent.string or "")[:512] or None,
-        request_id=g.get("request_id"),
-    )
+    return RequestOrigin.from_environ(request.environ, g.get("request_id"))
 
 
 def _refuse_secrets(details: dict[str, Any]) -> None:
