@@ -54,7 +54,7 @@ import json
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, cast
@@ -175,12 +175,16 @@ TOKEN_PARAMETERS: Final = (
     "token_type_hint",
 )
 _S256_CHALLENGE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
-_CODE_VERIFIER: Final = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+CODE_VERIFIER: Final = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 _MAX_AGE: Final = re.compile(r"[0-9]{1,9}")
 _JTI_KEY: Final = "oidc:client-assertion-jti:{}:{}"
 #: RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
 _NOT_DESCRIPTION_CHARS: Final = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 NO_STORE_HEADERS: Final = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+#: The WSGI environ key under which the machine lane hands the full path a code it has
+#: already redeemed (:func:`_redeem`). Request headers reach the environ only as ``HTTP_*``,
+#: so a client cannot set it.
+LANE_REDEMPTION: Final = "idp.oidc.lane_redemption"
 
 
 # -- requests -----------------------------------------------------------------------------------
@@ -571,7 +575,7 @@ class RequiredS256(CodeChallenge):  # type: ignore[misc]
             raise InvalidGrantError("The code was issued without a code challenge.")
         if not verifier:
             raise InvalidRequestError("Missing 'code_verifier'.")
-        if not _CODE_VERIFIER.fullmatch(verifier):
+        if not CODE_VERIFIER.fullmatch(verifier):
             raise InvalidRequestError("Invalid 'code_verifier'.")
         super().validate_code_verifier(grant, result)
 
@@ -581,13 +585,23 @@ class RequiredS256(CodeChallenge):  # type: ignore[misc]
 
 def _id_token(token: Mapping[str, Any], request: ProtocolRequest, nonce: str | None) -> str:
     client: Client = request.client
-    user: User = request.user
     assert request.authn is not None
+    return id_token_for(client, request.user, token, request.authn, nonce)
+
+
+def id_token_for(
+    client: Client,
+    user: User,
+    token: Mapping[str, Any],
+    authn: tokens.Authentication,
+    nonce: str | None,
+) -> str:
+    """The ID token that goes with ``token`` (its scope and access token; OIDC Core §3.1.3.6)."""
     return tokens.make_id_token(
         client.service,
         user,
         scopes=str(token.get("scope", "")).split(),
-        authn=request.authn,
+        authn=authn,
         access_token=token.get("access_token"),
         nonce=nonce,
     )
@@ -617,7 +631,7 @@ class OpenIDRefresh(_OpenIDToken):  # type: ignore[misc]
 # -- grants -------------------------------------------------------------------------------------
 
 
-def _active_user(user_id: int | None = None, sub: str | None = None) -> User | None:
+def active_user(user_id: int | None = None, sub: str | None = None) -> User | None:
     """The active person, as a read-only snapshot standing in for the ORM ``User``.
 
     Grants and UserInfo only read the person (sub, names, email, status, id for the
@@ -637,11 +651,25 @@ def _issue(
     include_refresh_token: bool,
     parent: tokens.RefreshTokenRow | None = None,
 ) -> dict[str, Any]:
-    """Mint the access token (and a refresh token when policy says so) for a user grant."""
     request: ProtocolRequest = grant.request
-    client: Client = request.client
-    authn = request.authn
-    assert authn is not None
+    assert request.authn is not None
+    response, request.issued = issue_user_tokens(
+        request.client, user, scope, request.authn, include_refresh_token, parent
+    )
+    return response
+
+
+def issue_user_tokens(
+    client: Client,
+    user: User,
+    scope: str,
+    authn: tokens.Authentication,
+    include_refresh_token: bool,
+    parent: tokens.RefreshTokenRow | None = None,
+) -> tuple[dict[str, Any], codes.Issued]:
+    """Mint the access token (and a refresh token when policy says so) for a user grant: the
+    token response without its ID token, and what was issued (for G02). The refresh token
+    is written in the caller's unit of work; :func:`commit_issued` commits it."""
     access = tokens.mint_access_token(client.service, sub=user.sub, scope=scope, authn=authn)
     response: dict[str, Any] = {
         "access_token": access.token,
@@ -660,8 +688,7 @@ def _issue(
         )
         response["refresh_token"] = issued.token
         family = issued.family_id
-    request.issued = codes.Issued(access.jti, access.expires_at, family)
-    return response
+    return response, codes.Issued(access.jti, access.expires_at, family)
 
 
 def _revoke_issued(issued: codes.Issued) -> None:
@@ -688,6 +715,32 @@ def _code_reused(
             revoked_jti=issued.jti,
             revoked_family=issued.family_id,
         )
+
+
+def code_authentication(code: codes.AuthorizationCode) -> tokens.Authentication:
+    """The sign-in a code stands for, carried into every token derived from it."""
+    return tokens.Authentication(
+        sid=code.sid,
+        auth_time=code.auth_time,
+        amr=tuple(code.amr),
+        acr=code.acr,
+        organisation_id=code.organisation_id,
+    )
+
+
+def _redeem(code: str) -> codes.Redemption:
+    """Take ``code`` out of the store, or take the redemption the machine lane made of it.
+
+    The lane redeems a code before it knows whether it can finish the request itself; when it
+    cannot (a wrong verifier, an inactive person, the code already spent), it hands the request
+    on with its redemption, and the grant carries on from there exactly as if it had redeemed
+    the code itself. A code is redeemed once per request either way.
+    """
+    handed = flask_request.environ.pop(LANE_REDEMPTION, None)
+    if handed is not None and handed[0] == code:
+        redemption: codes.Redemption = handed[1]
+        return redemption
+    return codes.redeem(code)
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
@@ -762,7 +815,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         )
 
     def query_authorization_code(self, code: str, client: Client) -> codes.AuthorizationCode | None:
-        redemption = codes.redeem(code)
+        redemption = _redeem(code)
         if redemption.reused:
             _code_reused(client.client_id, redemption.previous, redemption.issued)
             raise InvalidGrantError("The code has already been used.")
@@ -777,16 +830,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         sent = self.request.payload.redirect_uri
         if not code.redirect_uri_sent and sent is not None and sent != code.redirect_uri:
             raise InvalidGrantError("Invalid 'redirect_uri' in request.")
-        self.request.authn = tokens.Authentication(
-            sid=code.sid,
-            auth_time=code.auth_time,
-            amr=tuple(code.amr),
-            acr=code.acr,
-            organisation_id=code.organisation_id,
-        )
+        self.request.authn = code_authentication(code)
 
     def authenticate_user(self, authorization_code: codes.AuthorizationCode) -> User | None:
-        return _active_user(sub=authorization_code.sub)  # a deactivated user gets nothing
+        return active_user(sub=authorization_code.sub)  # a deactivated user gets nothing
 
     def generate_token(
         self,
@@ -805,6 +852,33 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         if not codes.record_issued(authorization_code, issued):
             _code_reused(self.request.client.client_id, authorization_code, issued)
             raise InvalidGrantError("The code has already been used.")
+
+
+def refresh_user(found: tokens.FoundRefreshToken, service: Service) -> User:
+    """The person a refresh token was issued to, while they may still use ``service``.
+
+    Issue 7: access changes take effect at the next refresh. Access taken away (at the
+    chosen organisation, or everywhere when none was chosen) ends the refresh chain.
+    """
+    row = found.row
+    if found.account.status is not UserStatus.ACTIVE:
+        raise InvalidGrantError("The user account is not active.")
+    user = cast(User, found.account)  # a snapshot standing in for the ORM User (active_user)
+    org = db.session.get(Organisation, row.organisation_id) if row.organisation_id else None
+    if not access.has_access(user, service, org):
+        raise InvalidGrantError("The user no longer has access to this service.")
+    return user
+
+
+def refresh_authentication(row: tokens.RefreshTokenRow) -> tokens.Authentication:
+    """The sign-in a refresh token carries into every token derived from it (OIDC Core §12.2)."""
+    return tokens.Authentication(
+        sid=row.sid,
+        auth_time=row.auth_time,
+        amr=tuple(row.amr or ()),
+        acr=row.acr,
+        organisation_id=tokens.organisation_public_id(row.organisation_id),
+    )
 
 
 @dataclass
@@ -842,20 +916,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         now = utcnow()
         if now >= row.expires_at or now >= row.family_expires_at:
             raise InvalidGrantError("The refresh token has expired.")
-        # Claimed in the same unit of work as what it issues (one commit, issue 4). The
-        # conditional UPDATE holds the row until then, so a concurrent use of the same token
-        # waits, then finds it used: exactly one caller wins (G05). A refusal after the claim
-        # (account no longer active, access taken away) is an error response, not an
-        # exception, so the view's unit of work still commits the claim.
-        if not tokens.claim_refresh_token(row, now):
-            self._reused(row)
-        self.request.authn = tokens.Authentication(
-            sid=row.sid,
-            auth_time=row.auth_time,
-            amr=tuple(row.amr or ()),
-            acr=row.acr,
-            organisation_id=tokens.organisation_public_id(row.organisation_id),
-        )
+        # The token is claimed when its successor is written, in the same statement
+        # (tokens.issue_refresh_token): of concurrent uses, exactly one wins (G05).
+        self.request.authn = refresh_authentication(row)
 
     def _reused(self, row: tokens.RefreshTokenRow) -> None:
         """G05: a used refresh token came back: revoke its whole family, audit, refuse."""
@@ -874,16 +937,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         raise InvalidGrantError("The refresh token has already been used.")
 
     def authenticate_user(self, refresh_token: StoredRefreshToken) -> User:
-        row = refresh_token.found.row
-        user = _active_user(user_id=row.user_id)
-        if user is None:
-            raise InvalidGrantError("The user account is not active.")
-        # Issue 7: access changes take effect at the next refresh. Access taken away (at the
-        # chosen organisation, or everywhere when none was chosen) ends the refresh chain.
-        org = db.session.get(Organisation, row.organisation_id) if row.organisation_id else None
-        if not access.has_access(user, self.request.client.service, org):
-            raise InvalidGrantError("The user no longer has access to this service.")
-        return user
+        return refresh_user(refresh_token.found, self.request.client.service)
 
     def generate_token(
         self,
@@ -894,8 +948,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
         assert user is not None
-        stored: StoredRefreshToken = self.request.refresh_token
-        return _issue(self, user, scope or "", include_refresh_token, parent=stored.found.row)
+        row = self.request.refresh_token.found.row
+        try:
+            return _issue(self, user, scope or "", include_refresh_token, parent=row)
+        except tokens.RefreshTokenSpent:
+            self._reused(row)  # used (or revoked) since it was read: a concurrent use
+            raise
 
     def revoke_old_credential(self, refresh_token: StoredRefreshToken) -> None:
         """Nothing left to do: the token was marked used before anything was issued."""
@@ -1107,7 +1165,7 @@ class UserInfoEndpoint(Endpoint):  # type: ignore[misc]
             scope_error.scope = "openid"
             raise scope_error
         service = get_service_cache().find_active(claims["client_id"], attach=False)
-        user = _active_user(sub=claims["sub"])
+        user = active_user(sub=claims["sub"])
         if service is None or user is None:
             raise BearerError("invalid_token", "The access token is no longer valid.")
         body = user_claims(
@@ -1348,12 +1406,17 @@ class AuthorizationServer(_FlaskAuthorizationServer):  # type: ignore[misc]
                 sid=request.authn.sid if request.authn is not None else None,
             )
 
-        batched = audit.routine_batched()
-        with transaction():
-            if not batched:
-                record()
-        if batched:
+        commit_issued(record)
+
+
+def commit_issued(record: Callable[[], None]) -> None:
+    """Commit what a grant wrote, with its ``oidc.token_issued`` record (see ``_save``)."""
+    batched = audit.routine_batched()
+    with transaction():
+        if not batched:
             record()
+    if batched:
+        record()
 
 
 def oversized_authorization_header() -> bool:

@@ -63,7 +63,7 @@ from typing import Any, Final
 from authlib.oidc.core.util import create_half_hash
 from flask import Flask, current_app
 from joserfc.errors import JoseError
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import Table, bindparam, exists, insert, select, update
 from sqlalchemy.engine import CursorResult
 
 from idp.config import Settings
@@ -74,6 +74,7 @@ from idp.oidc.claims import user_claims
 from idp.oidc.discovery import get_issuer
 from idp.oidc.keys import get_keyring
 from idp.services import events, users
+from idp.services.authentication import ACCOUNT_COLUMNS, Account
 from idp.services.crypto import token_hash
 from idp.store import get_store
 
@@ -346,7 +347,14 @@ def issue_refresh_token(
     parent: RefreshTokenRow | None = None,
     now: datetime | None = None,
 ) -> IssuedRefreshToken:
-    """Add a new refresh token (flushed; the caller commits). ``parent``: rotate its family."""
+    """Add a new refresh token in the caller's unit of work (the caller commits).
+
+    ``parent``: rotate it. The parent is marked used and its successor added *in one
+    statement* on PostgreSQL (a data-modifying CTE; one statement in one transaction on
+    SQLite), so there is never a used token without its successor, nor two successors:
+    of concurrent rotations of one token exactly one gets a successor, and every other
+    raises :class:`RefreshTokenSpent` (G05; RFC 9700 §4.14.2).
+    """
     at = now or utcnow()
     token = secrets.token_urlsafe(32)
     if parent is not None:
@@ -382,11 +390,63 @@ def issue_refresh_token(
         "family_expires_at": family_expires_at,
         "expires_at": family_expires_at,
     }
-    db.session.execute(_INSERT_REFRESH_TOKEN, values)
+    connection = db.session.connection()
+    if parent is None:
+        connection.execute(_INSERT_REFRESH_TOKEN, values)
+    elif connection.dialect.name == "postgresql":
+        claimed = connection.execute(
+            _ROTATE_REFRESH_TOKEN,
+            {"parent_id": parent.id, "now": at} | {f"new_{k}": v for k, v in values.items()},
+        )
+        if claimed.first() is None:
+            raise RefreshTokenSpent(parent.id)
+    else:
+        if (
+            _rowcount(connection.execute(_CLAIM_REFRESH_TOKEN, {"row_id": parent.id, "now": at}))
+            != 1
+        ):
+            raise RefreshTokenSpent(parent.id)
+        connection.execute(_INSERT_REFRESH_TOKEN, values)
     return IssuedRefreshToken(token, family_id)
 
 
+class RefreshTokenSpent(Exception):
+    """The token being rotated was used or revoked meanwhile: nothing was issued (G05)."""
+
+
 _INSERT_REFRESH_TOKEN: Final = insert(RefreshToken.__table__)  # type: ignore[arg-type]
+
+
+def _rotate_refresh_token_statement() -> Any:
+    """``WITH claimed AS (UPDATE … SET used_at … RETURNING id) INSERT … SELECT … FROM claimed``.
+
+    PostgreSQL only. Under READ COMMITTED a concurrent rotation of the same parent waits for
+    the row lock, re-checks ``used_at IS NULL`` against the committed row, claims nothing and
+    so inserts nothing. Built once (issue 4: building statements costs more than running them).
+    """
+    table: Table = RefreshToken.__table__  # type: ignore[assignment]
+    claimed = (
+        update(table)
+        .where(
+            table.c.id == bindparam("parent_id"),
+            table.c.used_at.is_(None),
+            table.c.revoked_at.is_(None),
+        )
+        .values(used_at=bindparam("now"))
+        .returning(table.c.id)
+        .cte("claimed")
+    )
+    names = [c.name for c in table.c if c.name not in _SERVER_FILLED]
+    successor = select(
+        *(bindparam(f"new_{name}", type_=table.c[name].type) for name in names)
+    ).select_from(claimed)
+    # RETURNING: psycopg reports no row count for an INSERT led by a data-modifying CTE.
+    return insert(table).from_select(names, successor).returning(table.c.id)
+
+
+#: Columns a new row never names: the key, and the state of a token that is not yet used.
+_SERVER_FILLED: Final = frozenset({"id", "used_at", "revoked_at"})
+_ROTATE_REFRESH_TOKEN: Final = _rotate_refresh_token_statement()
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,7 +455,7 @@ class RefreshTokenRow:
 
     A plain snapshot of the row, not an ORM object (issue 4: loading the ORM object was about
     a sixth of a refresh grant's CPU). Changes go through the statements in this module
-    (:func:`claim_refresh_token`, :func:`revoke_family`), never through the snapshot.
+    (:func:`issue_refresh_token`, :func:`revoke_family`), never through the snapshot.
     """
 
     id: int
@@ -420,6 +480,19 @@ class RefreshTokenRow:
 class FoundRefreshToken:
     row: RefreshTokenRow
     family_revoked: bool
+    #: The person it was issued to, read by the same query (one round trip fewer a refresh).
+    account: Account
+
+    def usable(self, now: datetime) -> bool:
+        """Neither revoked (itself or any of its family), used, nor expired (G05)."""
+        row = self.row
+        return (
+            not self.family_revoked
+            and row.revoked_at is None
+            and row.used_at is None
+            and now < row.expires_at
+            and now < row.family_expires_at
+        )
 
 
 def find_refresh_token(token: str) -> FoundRefreshToken | None:
@@ -433,34 +506,37 @@ def find_refresh_token(token: str) -> FoundRefreshToken | None:
     )
     if found is None:
         return None
-    return FoundRefreshToken(RefreshTokenRow(*found[:-1]), bool(found[-1]))
+    width = len(_ROW_FIELDS)
+    return FoundRefreshToken(
+        RefreshTokenRow(*found[:width]), bool(found[width]), Account(found[width + 1 :])
+    )
 
 
 def _find_refresh_token_statement() -> Any:
     """Built once: building it (an alias and its column collection) cost more CPU than the
     query itself, on every refresh grant (issue 4). Core columns, in
-    :class:`RefreshTokenRow`'s order, then whether its family has a revoked member."""
+    :class:`RefreshTokenRow`'s order, then whether its family has a revoked member, then the
+    person (:data:`~idp.services.authentication.ACCOUNT_COLUMNS`)."""
     table = RefreshToken.__table__
     family = table.alias("family")
     revoked = exists().where(
         family.c.family_id == RefreshToken.family_id, family.c.revoked_at.is_not(None)
     )
-    columns = [table.c[f.name] for f in fields(RefreshTokenRow)]
-    return select(*columns, revoked.label("family_revoked")).where(
-        RefreshToken.token_hash == bindparam("token_hash")
+    columns = [table.c[name] for name in _ROW_FIELDS]
+    return (
+        select(*columns, revoked.label("family_revoked"), *ACCOUNT_COLUMNS)
+        .join(User, User.id == RefreshToken.user_id)
+        .where(RefreshToken.token_hash == bindparam("token_hash"))
     )
+
+
+_ROW_FIELDS: Final = tuple(f.name for f in fields(RefreshTokenRow))
 
 
 _FIND_REFRESH_TOKEN: Final = _find_refresh_token_statement()
 
 
-def claim_refresh_token(row: RefreshTokenRow, now: datetime | None = None) -> bool:
-    """Mark ``row`` used, atomically: True for exactly one caller; False means reuse (G05)."""
-    result = db.session.execute(_CLAIM_REFRESH_TOKEN, {"row_id": row.id, "now": now or utcnow()})
-    return _rowcount(result) == 1
-
-
-# Built once, like _FIND_REFRESH_TOKEN: every refresh grant runs it.
+# Built once, like _FIND_REFRESH_TOKEN. SQLite: claims the parent before its successor is added.
 _CLAIM_REFRESH_TOKEN: Final = (
     update(RefreshToken)
     .where(

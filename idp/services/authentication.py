@@ -118,7 +118,8 @@ class Account:
         return f"<Account {self.sub} {self.status}>"
 
 
-_ACCOUNT_COLUMNS = (
+#: The columns an :class:`Account` is read from, in order (other queries may join them).
+ACCOUNT_COLUMNS = (
     User.id,
     User.sub,
     User.email,
@@ -131,13 +132,13 @@ _ACCOUNT_COLUMNS = (
 )
 # Built once (constructing it cost more CPU than running it). One round trip, with the
 # "has a second factor?" question the MFA step asks next.
-_FIND_ACCOUNT = select(*_ACCOUNT_COLUMNS, any_factor(User.id)).where(
+_FIND_ACCOUNT = select(*ACCOUNT_COLUMNS, any_factor(User.id)).where(
     User.email == bindparam("email")
 )
 
 
-_READ_BY_SUB = select(*_ACCOUNT_COLUMNS).where(User.sub == bindparam("key"))
-_READ_BY_ID = select(*_ACCOUNT_COLUMNS).where(User.id == bindparam("key"))
+_READ_BY_SUB = select(*ACCOUNT_COLUMNS).where(User.sub == bindparam("key"))
+_READ_BY_ID = select(*ACCOUNT_COLUMNS).where(User.id == bindparam("key"))
 
 
 def read_account(*, sub: str | None = None, user_id: int | None = None) -> Account | None:
