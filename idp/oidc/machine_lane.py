@@ -46,7 +46,7 @@ from werkzeug.wsgi import get_host
 
 from idp.config import Settings
 from idp.extensions import db
-from idp.oidc import tokens
+from idp.oidc import tokens, user_grant_lane
 from idp.oidc.discovery import JWKS_PATH, TOKEN_PATH, discovery_document
 from idp.oidc.keys import get_keyring
 from idp.oidc.server import (
@@ -70,8 +70,14 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 DISCOVERY_PATH: Final = "/.well-known/openid-configuration"
 #: A client_credentials request is a few hundred bytes; anything larger takes the full path.
 MAX_BODY: Final = 2048
-#: Form parameters the lane understands. Any other name sends the request down the full path.
+#: Form parameters the lane understands, per grant. Any other sends the request down the full path.
 _CC_PARAMETERS: Final = frozenset({"grant_type", "scope", "client_id", "client_secret"})
+_GRANT_PARAMETERS: Final = {
+    "client_credentials": _CC_PARAMETERS,
+    "authorization_code": user_grant_lane.CODE_PARAMETERS,
+    "refresh_token": user_grant_lane.REFRESH_PARAMETERS,
+}
+_PARAMETERS: Final = frozenset().union(*_GRANT_PARAMETERS.values())
 #: RFC 6749 Appendix A: scope tokens (NQCHAR, space-separated) and secrets (VSCHAR).
 _SCOPE: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e ]{0,512}")
 _SECRET: Final = re.compile(r"[\x20-\x7e]{1,512}")
@@ -132,7 +138,7 @@ class MachineLane:
                     return None  # nothing was read
             with self.app.app_context(), request_scope(environ):
                 if path == TOKEN_PATH:
-                    return self._client_credentials(environ, body or b"")
+                    return self._token(environ, body or b"")
                 if path == JWKS_PATH:
                     return self._public(environ, self._jwks_bytes())
                 return self._public(environ, self._discovery_bytes())
@@ -153,80 +159,33 @@ class MachineLane:
             return False
         return True
 
-    # -- client_credentials (RFC 6749 §4.4) ----------------------------------------------------
+    # -- the token endpoint (RFC 6749 §3.2) ---------------------------------------------------
 
-    def _client_credentials(self, environ: dict[str, Any], body: bytes) -> Answer | None:
+    def _token(self, environ: dict[str, Any], body: bytes) -> Answer | None:
         form = _parse_form(body)
-        if form is None or form.get("grant_type") != "client_credentials":
+        if form is None:
             return None
-        header = environ.get("HTTP_AUTHORIZATION")
-        if header is not None:
-            # client_secret_basic; a client_id or secret in the body as well is for the full
-            # path to refuse (RFC 6749 §2.3: one method per request).
-            if len(header) > MAX_AUTHORIZATION_HEADER or form.keys() & {
-                "client_id",
-                "client_secret",
-            }:
-                return None
-            try:
-                credentials = parse_basic(header)
-            except ValueError:
-                return None
-            method = "client_secret_basic"
-        else:
-            credentials = (form.get("client_id", ""), form.get("client_secret", ""))
-            method = "client_secret_post"
-        if credentials is None:
+        grant_type = form.get("grant_type", "")
+        allowed = _GRANT_PARAMETERS.get(grant_type)
+        if allowed is None or not form.keys() <= allowed:
             return None
-        client_id, secret = credentials
-        if not CLIENT_ID_PATTERN.match(client_id) or not _SECRET.fullmatch(secret):
+        client = _authenticate(environ, form)
+        if client is None:
             return None
-        scope = form.get("scope", "")
-        if not _SCOPE.fullmatch(scope):
-            return None
-        service = get_service_cache().find_active(client_id, attach=False)
-        if service is None:
-            return None
-        client = Client(service)
-        allowed = CLIENT_CREDENTIALS_SCOPES & set(service.allowed_scopes)
-        if not (
-            client.check_endpoint_auth_method(method, "token")
-            and client.check_grant_type("client_credentials")
-            and set(scope.split()) <= allowed
-            and client.check_client_secret(secret)
-        ):
-            return None
-        granted = " ".join(dict.fromkeys(scope.split()))
-        # RFC 9068 §2.2: with no resource owner, sub identifies the client.
-        access = tokens.mint_access_token(service, sub=client_id, scope=granted, authn=None)
         rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
-        audit.record_routine(
-            "oidc.token_issued",
-            actor=client_id,
-            target=client_id,
-            target_type="service",
-            origin=audit.RequestOrigin.from_environ(environ, rid),
-            grant_type="client_credentials",
-            scope=granted,
-            jti=access.jti,
-            family_id=None,
-            sid=None,
-        )
-        # The audit row, when it is written synchronously (IDP_AUDIT_BATCH_SECONDS=0). A
-        # session that was never used has nothing to commit: do not make one to find out.
-        if db.session.registry.has() and db.session().in_transaction():
-            db.session.commit()
+        origin = audit.RequestOrigin.from_environ(environ, rid)
+        if grant_type == "client_credentials":
+            payload = _client_credentials(form, client, origin)
+        elif grant_type == "authorization_code":
+            payload = user_grant_lane.authorization_code(environ, form, client, origin)
+        else:
+            payload = user_grant_lane.refresh_token(environ, form, client, origin)
+        if payload is None:
+            return None
         # Serialised as Authlib's Flask integration does (``flask.json.dumps``: sorted keys).
-        payload = self.app.json.dumps(
-            {
-                "access_token": access.token,
-                "token_type": "Bearer",
-                "expires_in": access.expires_in,
-                "scope": granted,
-            }
-        ).encode()
+        encoded = self.app.json.dumps(payload).encode()
         headers = [("Content-Type", "application/json"), *NO_STORE_HEADERS]
-        return self._finish(headers, payload, rid)
+        return self._finish(headers, encoded, rid)
 
     # -- discovery and JWKS --------------------------------------------------------------------
 
@@ -264,6 +223,78 @@ class MachineLane:
         return Answer("200 OK", headers, payload)
 
 
+def _authenticate(environ: dict[str, Any], form: dict[str, str]) -> Client | None:
+    """The client, when it authenticated plainly with ``client_secret_basic`` or
+    ``client_secret_post`` (RFC 6749 §2.3.1) by the method it registered; else None."""
+    header = environ.get("HTTP_AUTHORIZATION")
+    if header is not None:
+        # client_secret_basic; a client_id or secret in the body as well is for the full
+        # path to refuse (RFC 6749 §2.3: one method per request).
+        if len(header) > MAX_AUTHORIZATION_HEADER or form.keys() & {"client_id", "client_secret"}:
+            return None
+        try:
+            credentials = parse_basic(header)
+        except ValueError:
+            return None
+        method = "client_secret_basic"
+    else:
+        credentials = (form.get("client_id", ""), form.get("client_secret", ""))
+        method = "client_secret_post"
+    if credentials is None:
+        return None
+    client_id, secret = credentials
+    if not CLIENT_ID_PATTERN.match(client_id) or not _SECRET.fullmatch(secret):
+        return None
+    service = get_service_cache().find_active(client_id, attach=False)
+    if service is None:
+        return None
+    client = Client(service)
+    if not (
+        client.check_endpoint_auth_method(method, "token") and client.check_client_secret(secret)
+    ):
+        return None
+    return client
+
+
+def _client_credentials(
+    form: dict[str, str], client: Client, origin: audit.RequestOrigin
+) -> dict[str, Any] | None:
+    """An ordinary client_credentials grant (RFC 6749 §4.4): the token response, or None."""
+    scope = form.get("scope", "")
+    if not _SCOPE.fullmatch(scope):
+        return None
+    allowed = CLIENT_CREDENTIALS_SCOPES & set(client.service.allowed_scopes)
+    if not (client.check_grant_type("client_credentials") and set(scope.split()) <= allowed):
+        return None
+    granted = " ".join(dict.fromkeys(scope.split()))
+    # RFC 9068 §2.2: with no resource owner, sub identifies the client.
+    access = tokens.mint_access_token(
+        client.service, sub=client.client_id, scope=granted, authn=None
+    )
+    audit.record_routine(
+        "oidc.token_issued",
+        actor=client.client_id,
+        target=client.client_id,
+        target_type="service",
+        origin=origin,
+        grant_type="client_credentials",
+        scope=granted,
+        jti=access.jti,
+        family_id=None,
+        sid=None,
+    )
+    # The audit row, when it is written synchronously (IDP_AUDIT_BATCH_SECONDS=0). A
+    # session that was never used has nothing to commit: do not make one to find out.
+    if db.session.registry.has() and db.session().in_transaction():
+        db.session.commit()
+    return {
+        "access_token": access.token,
+        "token_type": "Bearer",
+        "expires_in": access.expires_in,
+        "scope": granted,
+    }
+
+
 def _read_small_body(environ: dict[str, Any]) -> bytes | None:
     """The whole body of a small form POST, or None (then nothing has been read)."""
     content_type = (environ.get("CONTENT_TYPE") or "").lower()
@@ -288,7 +319,7 @@ def _parse_form(body: bytes) -> dict[str, str] | None:
     form: dict[str, str] = {}
     for pair in text.split("&"):
         name, equals, value = pair.partition("=")
-        if not equals or name not in _CC_PARAMETERS or name in form:
+        if not equals or name not in _PARAMETERS or name in form:
             return None
         try:
             form[name] = unquote_plus(value, errors="strict")

@@ -1,0 +1,197 @@
+"""The machine lane's user grants: an ordinary code redemption or refresh, without the framework.
+
+Why (issue 4): a relying party redeems a code, and later refreshes, for every sign-in; both
+must keep up with node-oidc-provider on the same machine. Through Flask's request machinery
+and Authlib's grant classes they cost about twice node's CPU, most of it neither the
+signatures nor the database (docs/benchmarks.md). :mod:`idp.oidc.machine_lane` authenticates
+the client (``client_secret_basic`` or ``client_secret_post``) and calls one of the two
+functions here; each either finishes the grant and returns the token response, or returns
+None and the full path (:mod:`idp.oidc.server`) answers, error and audit record included.
+
+Each step is the full path's own function (:func:`~idp.oidc.server.issue_user_tokens`,
+:func:`~idp.oidc.server.id_token_for`, :func:`~idp.oidc.server.refresh_user`,
+:func:`~idp.oidc.server.commit_issued`, :func:`idp.oidc.codes.redeem`, ...); what is the
+lane's own is only the decision whether the request is ordinary enough to finish here.
+
+**The code** (RFC 6749 §4.1.3; RFC 7636 §4.6; G01-G03). Taking the code out of the store is
+the only way to read it, and it cannot be put back. So the lane redeems it only once the
+request has passed every check the full path makes before redeeming (client, grant type,
+parameters); from then on, whatever the lane cannot finish (a wrong verifier or redirect URI,
+another client's or an expired code, a spent one, an inactive person, a failure) is handed to
+the full path *with the redemption* (:data:`~idp.oidc.server.LANE_REDEMPTION`), which carries
+on as if it had redeemed the code itself. G02's bookkeeping is the full path's order: commit
+the tokens, then note on the spent marker what was issued; if the code was presented again
+meanwhile, the full path is handed a redemption that says so, revokes and refuses.
+
+**The refresh token** (RFC 6749 §6; RFC 9700 §4.14.2; G05). Nothing changes until the claim,
+so a token that is not plainly usable (used, revoked, expired, another client's, a person no
+longer active or allowed) goes to the full path untouched, which refuses it (and revokes the
+family on reuse). The claim and the successor commit together; a claim that loses a race
+rolls back and goes to the full path, which then finds the token used: reuse.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Any, Final
+
+from authlib.oauth2.base import OAuth2Error
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from authlib.oidc.core.grants.util import is_openid_scope
+
+from idp.extensions import db
+from idp.models import User
+from idp.models.base import utcnow
+from idp.oidc import codes, tokens
+from idp.oidc.server import (
+    CODE_VERIFIER,
+    LANE_REDEMPTION,
+    Client,
+    active_user,
+    code_authentication,
+    commit_issued,
+    id_token_for,
+    issue_user_tokens,
+    refresh_authentication,
+    refresh_user,
+)
+from idp.services import audit
+
+#: The form parameters of each user grant the lane serves; any other sends the request on.
+#: ``scope`` is not one of them: narrowing a refresh token's scope is the full path's.
+CODE_PARAMETERS: Final = frozenset(
+    {"grant_type", "code", "redirect_uri", "code_verifier", "client_id", "client_secret"}
+)
+REFRESH_PARAMETERS: Final = frozenset({"grant_type", "refresh_token", "client_id", "client_secret"})
+
+
+def authorization_code(
+    environ: dict[str, Any], form: dict[str, str], client: Client, origin: audit.RequestOrigin
+) -> dict[str, Any] | None:
+    """Redeem an ordinary code: the token response, or None for the full path to answer."""
+    code, verifier = form.get("code"), form.get("code_verifier")
+    if (
+        not code
+        or verifier is None
+        or not CODE_VERIFIER.fullmatch(verifier)
+        or not client.check_grant_type("authorization_code")
+    ):
+        return None  # nothing redeemed: the full path answers from the start
+    _statements_commit_themselves()
+    redemption = codes.redeem(code)
+    environ[LANE_REDEMPTION] = (code, redemption)  # the code is spent: see the module docstring
+    record = redemption.code
+    if record is None or not _redeemable(record, client, form.get("redirect_uri"), verifier):
+        return None
+    user = active_user(sub=record.sub)
+    if user is None:
+        return None
+    authn = code_authentication(record)
+    payload, issued = issue_user_tokens(
+        client, user, record.scope, authn, client.check_grant_type("refresh_token")
+    )
+    if is_openid_scope(record.scope):
+        payload["id_token"] = id_token_for(client, user, payload, authn, record.nonce)
+    commit_issued(_token_issued(client, user, "authorization_code", payload, issued, authn, origin))
+    if not codes.record_issued(record, issued):
+        # Presented again while we issued (G02): the full path revokes all this and refuses.
+        environ[LANE_REDEMPTION] = (
+            code,
+            codes.Redemption(reused=True, previous=record, issued=issued),
+        )
+        return None
+    del environ[LANE_REDEMPTION]
+    return payload
+
+
+def _statements_commit_themselves() -> None:
+    """On PostgreSQL, run this request's statements in autocommit mode.
+
+    Every write a lane grant makes is one statement (the successor refresh token, claiming
+    its parent in the same statement; the routine audit row when it is not batched), and its
+    reads need no snapshot beyond a statement's. Without a transaction around them there is
+    no ``BEGIN`` or ``COMMIT`` to send: two round trips of the four or five a grant made
+    (issue 4). SQLite keeps its transaction: it has no data-modifying CTE to claim and
+    rotate in one statement, and its transactions cost no round trip.
+    """
+    session = db.session()
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    if session.in_transaction():
+        session.rollback()  # only reads so far (the service cache): nothing to keep
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def _redeemable(
+    record: codes.AuthorizationCode, client: Client, redirect_uri: str | None, verifier: str
+) -> bool:
+    """Would the full path accept this code from this request? (RFC 6749 §4.1.3: the same
+    client, unexpired, the redirect URI repeated when the authorization request sent one;
+    RFC 7636 §4.6: S256 of the verifier is the challenge.)"""
+    return (
+        record.client_id == client.client_id
+        and not record.is_expired()
+        and (
+            redirect_uri == record.redirect_uri
+            or (redirect_uri is None and not record.redirect_uri_sent)
+        )
+        and record.code_challenge_method == "S256"
+        and bool(record.code_challenge)
+        and hmac.compare_digest(create_s256_code_challenge(verifier), record.code_challenge)
+    )
+
+
+def refresh_token(
+    environ: dict[str, Any], form: dict[str, str], client: Client, origin: audit.RequestOrigin
+) -> dict[str, Any] | None:
+    """Rotate an ordinary refresh token: the token response, or None for the full path."""
+    if not client.check_grant_type("refresh_token"):
+        return None
+    _statements_commit_themselves()
+    found = tokens.find_refresh_token(form.get("refresh_token") or "")
+    now = utcnow()
+    if found is None or found.row.service_id != client.service.id or not found.usable(now):
+        return None
+    row = found.row
+    try:
+        user = refresh_user(found, client.service)
+    except OAuth2Error:
+        return None
+    authn = refresh_authentication(row)
+    try:
+        payload, issued = issue_user_tokens(client, user, row.scope, authn, True, parent=row)
+    except tokens.RefreshTokenSpent:
+        return None  # used meanwhile: nothing was written; the full path finds the reuse
+    if is_openid_scope(row.scope):
+        payload["id_token"] = id_token_for(client, user, payload, authn, None)
+    commit_issued(_token_issued(client, user, "refresh_token", payload, issued, authn, origin))
+    return payload
+
+
+def _token_issued(
+    client: Client,
+    user: User,
+    grant_type: str,
+    payload: dict[str, Any],
+    issued: codes.Issued,
+    authn: tokens.Authentication,
+    origin: audit.RequestOrigin,
+) -> Callable[[], None]:
+    """The ``oidc.token_issued`` record the full path's ``_save`` writes for a user grant."""
+
+    def record() -> None:
+        audit.record_routine(
+            "oidc.token_issued",
+            actor=client.client_id,
+            target=user.sub,
+            target_type="user",
+            origin=origin,
+            grant_type=grant_type,
+            scope=payload.get("scope", ""),
+            jti=issued.jti,
+            family_id=issued.family_id,
+            sid=authn.sid,
+        )
+
+    return record
