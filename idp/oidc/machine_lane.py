@@ -142,6 +142,13 @@ class MachineLane:
                 if path == JWKS_PATH:
                     return self._public(environ, self._jwks_bytes())
                 return self._public(environ, self._discovery_bytes())
+        except user_grant_lane.Unfinished as error:
+            # The class only, as below. Too late to hand on: answer as the full path does
+            # when its database or store fails mid-grant.
+            log.error(
+                "machine lane: %s failed after writing: %s", path, type(error.__cause__).__name__
+            )
+            return self._unavailable(environ)
         except Exception as error:
             # The class only: a driver's message can quote parameters (never log a secret).
             log.warning(
@@ -216,11 +223,25 @@ class MachineLane:
         rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
         return self._finish(list(_PUBLIC_JSON), payload, rid)
 
-    def _finish(self, headers: list[tuple[str, str]], payload: bytes, rid: str) -> Answer:
+    def _unavailable(self, environ: dict[str, Any]) -> Answer:
+        """503 with ``Retry-After`` (RFC 9110 §15.6.4), in the JSON of an OAuth error."""
+        payload = self.app.json.dumps(
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "Tokens could not be issued. Try again shortly.",
+            }
+        ).encode()
+        headers = [("Content-Type", "application/json"), *NO_STORE_HEADERS, ("Retry-After", "30")]
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
+        return self._finish(headers, payload, rid, "503 SERVICE UNAVAILABLE")
+
+    def _finish(
+        self, headers: list[tuple[str, str]], payload: bytes, rid: str, status: str = "200 OK"
+    ) -> Answer:
         headers.append(("Content-Length", str(len(payload))))
         headers.extend(self._security)
         headers.append(("X-Request-Id", rid))
-        return Answer("200 OK", headers, payload)
+        return Answer(status, headers, payload)
 
 
 def _authenticate(environ: dict[str, Any], form: dict[str, str]) -> Client | None:

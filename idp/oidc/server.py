@@ -653,23 +653,18 @@ def _issue(
 ) -> dict[str, Any]:
     request: ProtocolRequest = grant.request
     assert request.authn is not None
-    response, request.issued = issue_user_tokens(
-        request.client, user, scope, request.authn, include_refresh_token, parent
-    )
+    response, access = mint_user_access(request.client, user, scope, request.authn)
+    family = None
+    if include_refresh_token:
+        family = add_refresh_token(request.client, user, scope, request.authn, response, parent)
+    request.issued = codes.Issued(access.jti, access.expires_at, family)
     return response
 
 
-def issue_user_tokens(
-    client: Client,
-    user: User,
-    scope: str,
-    authn: tokens.Authentication,
-    include_refresh_token: bool,
-    parent: tokens.RefreshTokenRow | None = None,
-) -> tuple[dict[str, Any], codes.Issued]:
-    """Mint the access token (and a refresh token when policy says so) for a user grant: the
-    token response without its ID token, and what was issued (for G02). The refresh token
-    is written in the caller's unit of work; :func:`commit_issued` commits it."""
+def mint_user_access(
+    client: Client, user: User, scope: str, authn: tokens.Authentication
+) -> tuple[dict[str, Any], tokens.IssuedAccessToken]:
+    """The token response of a user grant, so far with its access token only (RFC 6749 §5.1)."""
     access = tokens.mint_access_token(client.service, sub=user.sub, scope=scope, authn=authn)
     response: dict[str, Any] = {
         "access_token": access.token,
@@ -677,18 +672,29 @@ def issue_user_tokens(
         "expires_in": access.expires_in,
         "scope": scope,
     }
-    family: str | None = None
-    if include_refresh_token and client.check_grant_type("refresh_token"):
-        refresh_scope = parent.scope if parent is not None else scope
-        offline = (
-            parent.offline_access if parent is not None else ("offline_access" in scope.split())
-        )
-        issued = tokens.issue_refresh_token(
-            client.service, user, scope=refresh_scope, authn=authn, offline=offline, parent=parent
-        )
-        response["refresh_token"] = issued.token
-        family = issued.family_id
-    return response, codes.Issued(access.jti, access.expires_at, family)
+    return response, access
+
+
+def add_refresh_token(
+    client: Client,
+    user: User,
+    scope: str,
+    authn: tokens.Authentication,
+    response: dict[str, Any],
+    parent: tokens.RefreshTokenRow | None = None,
+) -> str | None:
+    """Add a refresh token to ``response`` when the service is registered for the grant (G05
+    "or by policy"): a new family, or ``parent``'s successor. Written in the caller's unit of
+    work; :func:`commit_issued` commits it. The family's id, or None when none was issued."""
+    if not client.check_grant_type("refresh_token"):
+        return None
+    refresh_scope = parent.scope if parent is not None else scope
+    offline = parent.offline_access if parent is not None else ("offline_access" in scope.split())
+    issued = tokens.issue_refresh_token(
+        client.service, user, scope=refresh_scope, authn=authn, offline=offline, parent=parent
+    )
+    response["refresh_token"] = issued.token
+    return issued.family_id
 
 
 def _revoke_issued(issued: codes.Issued) -> None:
@@ -937,7 +943,15 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         raise InvalidGrantError("The refresh token has already been used.")
 
     def authenticate_user(self, refresh_token: StoredRefreshToken) -> User:
-        return refresh_user(refresh_token.found, self.request.client.service)
+        found = refresh_token.found
+        try:
+            return refresh_user(found, self.request.client.service)
+        except InvalidGrantError:
+            # Refused once, refused for good: the chain ends here, so access granted again
+            # later does not bring this token back (issue 7). Committed with the error
+            # response by the view's unit of work.
+            tokens.revoke_family(found.row.family_id)
+            raise
 
     def generate_token(
         self,

@@ -8,7 +8,8 @@ the client (``client_secret_basic`` or ``client_secret_post``) and calls one of 
 functions here; each either finishes the grant and returns the token response, or returns
 None and the full path (:mod:`idp.oidc.server`) answers, error and audit record included.
 
-Each step is the full path's own function (:func:`~idp.oidc.server.issue_user_tokens`,
+Each step is the full path's own function (:func:`~idp.oidc.server.mint_user_access`,
+:func:`~idp.oidc.server.add_refresh_token`,
 :func:`~idp.oidc.server.id_token_for`, :func:`~idp.oidc.server.refresh_user`,
 :func:`~idp.oidc.server.commit_issued`, :func:`idp.oidc.codes.redeem`, ...); what is the
 lane's own is only the decision whether the request is ordinary enough to finish here.
@@ -49,10 +50,11 @@ from idp.oidc.server import (
     LANE_REDEMPTION,
     Client,
     active_user,
+    add_refresh_token,
     code_authentication,
     commit_issued,
     id_token_for,
-    issue_user_tokens,
+    mint_user_access,
     refresh_authentication,
     refresh_user,
 )
@@ -88,13 +90,15 @@ def authorization_code(
     if user is None:
         return None
     authn = code_authentication(record)
-    payload, issued = issue_user_tokens(
-        client, user, record.scope, authn, client.check_grant_type("refresh_token")
-    )
-    if is_openid_scope(record.scope):
-        payload["id_token"] = id_token_for(client, user, payload, authn, record.nonce)
-    commit_issued(_token_issued(client, user, "authorization_code", payload, issued, authn, origin))
-    if not codes.record_issued(record, issued):
+    payload, issued = _issue(client, user, record.scope, authn, record.nonce, None)
+    try:
+        commit_issued(
+            _token_issued(client, user, "authorization_code", payload, issued, authn, origin)
+        )
+        reused = not codes.record_issued(record, issued)
+    except Exception as error:
+        raise Unfinished from error
+    if reused:
         # Presented again while we issued (G02): the full path revokes all this and refuses.
         environ[LANE_REDEMPTION] = (
             code,
@@ -160,13 +164,42 @@ def refresh_token(
         return None
     authn = refresh_authentication(row)
     try:
-        payload, issued = issue_user_tokens(client, user, row.scope, authn, True, parent=row)
+        payload, issued = _issue(client, user, row.scope, authn, None, row)
     except tokens.RefreshTokenSpent:
         return None  # used meanwhile: nothing was written; the full path finds the reuse
-    if is_openid_scope(row.scope):
-        payload["id_token"] = id_token_for(client, user, payload, authn, None)
-    commit_issued(_token_issued(client, user, "refresh_token", payload, issued, authn, origin))
+    try:
+        commit_issued(_token_issued(client, user, "refresh_token", payload, issued, authn, origin))
+    except Exception as error:
+        raise Unfinished from error
     return payload
+
+
+def _issue(
+    client: Client,
+    user: User,
+    scope: str,
+    authn: tokens.Authentication,
+    nonce: str | None,
+    parent: tokens.RefreshTokenRow | None,
+) -> tuple[dict[str, Any], codes.Issued]:
+    """The token response, every signature made before the one write (the refresh token),
+    so that nothing likely to fail comes after it (see :class:`Unfinished`)."""
+    payload, access = mint_user_access(client, user, scope, authn)
+    if is_openid_scope(scope):
+        payload["id_token"] = id_token_for(client, user, payload, authn, nonce)
+    family = add_refresh_token(client, user, scope, authn, payload, parent)
+    return payload, codes.Issued(access.jti, access.expires_at, family)
+
+
+class Unfinished(Exception):
+    """The lane failed after a write it cannot take back: the request must not be handed on.
+
+    By then the refresh token was rotated, or the code's tokens written (on PostgreSQL each
+    statement commits by itself). Handed on, the full path would find the refresh token
+    used (reuse: the client's whole family revoked for a failure of ours) or issue a second
+    set of tokens for one code. The lane answers 503 instead (machine_lane), as the full
+    path does when its database or store fails mid-grant.
+    """
 
 
 def _token_issued(
