@@ -414,7 +414,8 @@ class RefreshTokenSpent(Exception):
     """The token being rotated was used or revoked meanwhile: nothing was issued (G05)."""
 
 
-_INSERT_REFRESH_TOKEN: Final = insert(RefreshToken.__table__)  # type: ignore[arg-type]
+#: ``inline``: no implicit ``RETURNING id`` (nothing reads the new row back).
+_INSERT_REFRESH_TOKEN: Final = insert(RefreshToken.__table__).inline()  # type: ignore[arg-type]
 
 
 def _rotate_refresh_token_statement() -> Any:
