@@ -10,15 +10,18 @@ most of the cost of a request whose answer is a few hundred bytes of JSON.
 How, without a second implementation of the protocol to keep in step:
 
 - A WSGI middleware in front of the Flask app. It answers only the *ordinary, successful*
-  form of three requests: a ``client_credentials`` grant authenticated with
+  form of these requests: a ``client_credentials`` grant authenticated with
   ``client_secret_basic`` or ``client_secret_post`` (RFC 6749 §4.4, §2.3.1), the discovery
-  document (OIDC Discovery §4) and the JWKS (RFC 7517 §5).
+  document (OIDC Discovery §4) and the JWKS (RFC 7517 §5); and, with the same client
+  authentication, a code redemption or refresh (:mod:`idp.oidc.user_grant_lane`, which says
+  how a grant that changes state is handed on safely).
 - Anything else, and anything at all unusual about one of those (another grant, a parameter
   it does not expect, a duplicated parameter, a wrong or expired secret, a scope the service
   may not have, a missing or odd ``Content-Type``, a query string, a large body, an untrusted
   ``Host``, an exception), *falls through* to the Flask app with the body it read put back.
   So every error, and its audit record, comes from the one full implementation
-  (:mod:`idp.oidc.server`), which the conformance tests exercise.
+  (:mod:`idp.oidc.server`), which the conformance tests exercise. The one exception: a user
+  grant that fails *after* its write is answered 503 here (:class:`user_grant_lane.Unfinished`).
 - What it does answer is the same answer the full path gives: the same checks in the same
   functions (the service cache, :meth:`Client.check_client_secret`, the cc scope rule), the
   same token (:func:`tokens.mint_access_token`), the same audit record
