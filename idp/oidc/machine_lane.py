@@ -21,7 +21,8 @@ How, without a second implementation of the protocol to keep in step:
   ``Host``, an exception), *falls through* to the Flask app with the body it read put back.
   So every error, and its audit record, comes from the one full implementation
   (:mod:`idp.oidc.server`), which the conformance tests exercise. The one exception: a user
-  grant that fails *after* its write is answered 503 here (:class:`user_grant_lane.Unfinished`).
+  grant that fails after its write, and whose write cannot be taken back either, is answered
+  503 here (:class:`user_grant_lane.Unfinished`).
 - What it does answer is the same answer the full path gives: the same checks in the same
   functions (the service cache, :meth:`Client.check_client_secret`, the cc scope rule), the
   same token (:func:`tokens.mint_access_token`), the same audit record
@@ -146,8 +147,7 @@ class MachineLane:
                     return self._public(environ, self._jwks_bytes())
                 return self._public(environ, self._discovery_bytes())
         except user_grant_lane.Unfinished as error:
-            # The class only, as below. Too late to hand on: answer as the full path does
-            # when its database or store fails mid-grant.
+            # The class only, as below. Too late to hand on (see Unfinished).
             log.error(
                 "machine lane: %s failed after writing: %s", path, type(error.__cause__).__name__
             )

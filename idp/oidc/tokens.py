@@ -63,7 +63,7 @@ from typing import Any, Final
 from authlib.oidc.core.util import create_half_hash
 from flask import Flask, current_app
 from joserfc.errors import JoseError
-from sqlalchemy import Table, bindparam, exists, insert, select, update
+from sqlalchemy import Table, bindparam, delete, exists, insert, select, update
 from sqlalchemy.engine import CursorResult
 
 from idp.config import Settings
@@ -408,6 +408,29 @@ def issue_refresh_token(
             raise RefreshTokenSpent(parent.id)
         connection.execute(_INSERT_REFRESH_TOKEN, values)
     return IssuedRefreshToken(token, family_id)
+
+
+def take_back_refresh_token(token: str, parent: RefreshTokenRow | None) -> bool:
+    """Delete a refresh token that was written but never delivered; for a rotation, make its
+    parent unused again, but only if the delete found the token (so never a parent that a
+    concurrent request rotated). Runs in the caller's unit of work. Whether it was found."""
+    connection = db.session.connection()
+    deleted = connection.execute(_DELETE_REFRESH_TOKEN, {"token_hash": token_hash(token)})
+    if _rowcount(deleted) != 1:
+        return False
+    if parent is not None:
+        connection.execute(_UNUSE_REFRESH_TOKEN, {"row_id": parent.id})
+    return True
+
+
+_DELETE_REFRESH_TOKEN: Final = delete(RefreshToken.__table__).where(  # type: ignore[arg-type]
+    RefreshToken.token_hash == bindparam("token_hash")
+)
+_UNUSE_REFRESH_TOKEN: Final = (
+    update(RefreshToken.__table__)  # type: ignore[arg-type]
+    .where(RefreshToken.id == bindparam("row_id"))
+    .values(used_at=None)
+)
 
 
 class RefreshTokenSpent(Exception):

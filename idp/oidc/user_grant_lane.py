@@ -34,6 +34,7 @@ rolls back and goes to the full path, which then finds the token used: reuse.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -59,6 +60,9 @@ from idp.oidc.server import (
     refresh_user,
 )
 from idp.services import audit
+from idp.services.transaction import transaction
+
+log = logging.getLogger(__name__)
 
 #: The form parameters of each user grant the lane serves; any other sends the request on.
 #: ``scope`` is not one of them: narrowing a refresh token's scope is the full path's.
@@ -97,7 +101,8 @@ def authorization_code(
         )
         reused = not codes.record_issued(record, issued)
     except Exception as error:
-        raise Unfinished from error
+        _take_back(payload, None, error)
+        return None  # handed on with the redemption: the full path issues afresh
     if reused:
         # Presented again while we issued (G02): the full path revokes all this and refuses.
         environ[LANE_REDEMPTION] = (
@@ -170,7 +175,8 @@ def refresh_token(
     try:
         commit_issued(_token_issued(client, user, "refresh_token", payload, issued, authn, origin))
     except Exception as error:
-        raise Unfinished from error
+        _take_back(payload, row, error)
+        return None  # the token is unused again: the full path rotates it itself
     return payload
 
 
@@ -183,7 +189,7 @@ def _issue(
     parent: tokens.RefreshTokenRow | None,
 ) -> tuple[dict[str, Any], codes.Issued]:
     """The token response, every signature made before the one write (the refresh token),
-    so that nothing likely to fail comes after it (see :class:`Unfinished`)."""
+    so that little can fail after it (see :func:`_take_back`)."""
     payload, access = mint_user_access(client, user, scope, authn)
     if is_openid_scope(scope):
         payload["id_token"] = id_token_for(client, user, payload, authn, nonce)
@@ -191,14 +197,39 @@ def _issue(
     return payload, codes.Issued(access.jti, access.expires_at, family)
 
 
-class Unfinished(Exception):
-    """The lane failed after a write it cannot take back: the request must not be handed on.
+def _take_back(
+    payload: dict[str, Any], parent: tokens.RefreshTokenRow | None, error: Exception
+) -> None:
+    """Undo the grant's one write after a later step failed, so the request can be handed on.
 
-    By then the refresh token was rotated, or the code's tokens written (on PostgreSQL each
-    statement commits by itself). Handed on, the full path would find the refresh token
-    used (reuse: the client's whole family revoked for a failure of ours) or issue a second
-    set of tokens for one code. The lane answers 503 instead (machine_lane), as the full
-    path does when its database or store fails mid-grant.
+    On PostgreSQL the write committed by itself, and the grant cannot simply go to the full
+    path: it would find a rotated refresh token used (reuse: the client's whole family
+    revoked for a failure of ours) or the code's tokens written but not noted against the
+    code (G02). The refresh token written here was never delivered, so taking it back is
+    safe: it is deleted, and a parent it replaced is unused again (only if the delete found
+    it: never a token someone else rotated meanwhile). On SQLite the failed commit already
+    rolled the write back and there is nothing to delete. Then the full path answers as if
+    the lane had not been there. If the taking back fails too, :class:`Unfinished`.
+    """
+    log.warning("machine lane: taking back a grant after %s", type(error).__name__)
+    token = payload.get("refresh_token")
+    if token is None:
+        return
+    try:
+        db.session.rollback()
+        with transaction():
+            tokens.take_back_refresh_token(token, parent)
+    except Exception as failure:
+        raise Unfinished from failure
+
+
+class Unfinished(Exception):
+    """A grant failed after its write and the write could not be taken back either.
+
+    Handed on, the full path would see a rotated refresh token as reuse, or issue a second
+    set of tokens for one code, so the lane answers 503 ``temporarily_unavailable`` itself
+    (:mod:`idp.oidc.machine_lane`): a JSON OAuth error with ``Retry-After``, where the full
+    path's own answer to a failing database is its generic 503 error page.
     """
 
 

@@ -29,6 +29,7 @@ from idp.config import Settings
 from idp.extensions import db
 from idp.models import Organisation, RefreshToken, User, UserStatus
 from idp.models.base import utcnow
+from idp.oidc import tokens
 from idp.services import access, audit
 from idp.services.clients import get_service
 from idp.services.crypto import token_hash
@@ -586,31 +587,19 @@ def test_a_refresh_refused_for_the_person_stays_refused_once_that_is_undone(
     assert renewed.status_code == 200, renewed.get_json()
 
 
-# -- 8: a failure after the lane's one write is the lane's 503, never handed on --------------
+# -- 8: a failure after the lane's one write: taken back, then the full path answers ----------
 
 
-def unavailable(
-    client: FlaskClient, seen: list[str], request: Request, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``request`` with the lane's audit record (our own code, run after the lane's write)
-    failing once: the lane answers 503 itself (RFC 9110 §15.6.4), and Flask never sees it."""
-    original, failures = audit.record_routine, [RuntimeError("audit failed")]
+def failing_once(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
+    """Make our own ``module.name`` raise once (the lane's audit record, run after its write)."""
+    original, failures = getattr(module, name), [RuntimeError(f"{name} failed")]
 
-    def record_routine(event: str, **details: Any) -> None:
+    def once(*args: Any, **kwargs: Any) -> Any:
         if failures:
             raise failures.pop()
-        original(event, **details)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(audit, "record_routine", record_routine)  # as the lane calls it
-    seen.clear()
-    response = client.post("/token", **request)
-    assert seen == []
-    assert (response.status_code, response.mimetype) == (503, "application/json")
-    assert set(response.get_json()) == {"error", "error_description"}
-    assert response.get_json()["error"] == "temporarily_unavailable"
-    headers = response.headers
-    assert (headers["Retry-After"], headers["Cache-Control"]) == ("30", "no-store")
-    assert headers["X-Request-Id"]
+    monkeypatch.setattr(module, name, once)
 
 
 def refresh_rows(rp: RP, user: User) -> list[RefreshToken]:
@@ -620,36 +609,59 @@ def refresh_rows(rp: RP, user: User) -> list[RefreshToken]:
     return list(db.session.scalars(select(RefreshToken).where(*where).order_by(RefreshToken.id)))
 
 
-def write_kept() -> bool:
-    """Whether the lane's write outlives the failure: on PostgreSQL each of its statements
-    commits by itself; SQLite's transaction is rolled back with the failed commit."""
-    return db.session.get_bind().dialect.name == "postgresql"
-
-
-def test_a_code_redemption_failing_after_its_write_is_a_503_and_one_set_of_tokens_at_most(
+def test_a_code_redemption_failing_after_its_write_is_the_full_paths_with_one_set_of_tokens(
     client, rp, user, flask_requests, monkeypatch
 ):
     code = new_code(rp)
-    unavailable(client, flask_requests, redemption(rp, code), monkeypatch)
-    families = {row.family_id for row in refresh_rows(rp, user)}
-    assert len(families) == (1 if write_kept() else 0)  # not a second set from the full path
-    assert issued_records() == []
-    refused_by_flask(client, flask_requests, redemption(rp, code))  # spent
-    assert {row.family_id for row in refresh_rows(rp, user)} == families
+    failing_once(monkeypatch, audit, "record_routine")
+    flask_requests.clear()
+    response = client.post("/token", **redemption(rp, code))
+    assert flask_requests == ["/token"]  # the lane took its write back and handed on
+    assert response.status_code == 200, response.get_json()
+    rows = refresh_rows(rp, user)
+    assert [row.token_hash for row in rows] == [token_hash(response.get_json()["refresh_token"])]
+    # G02 still holds for the tokens the client got: a replay revokes them.
+    refused_by_flask(client, flask_requests, redemption(rp, code))
+    assert [row.revoked_at is not None for row in refresh_rows(rp, user)] == [True]
 
 
-def test_a_refresh_failing_after_its_rotation_is_a_503_and_the_family_lives(
+def test_a_refresh_failing_after_its_rotation_is_the_full_paths_and_the_family_lives(
     client, rp, user, flask_requests, monkeypatch
 ):
     token = new_refresh_token(rp)
-    unavailable(client, flask_requests, refresh(rp, token), monkeypatch)
+    failing_once(monkeypatch, audit, "record_routine")
+    flask_requests.clear()
+    response = client.post("/token", **refresh(rp, token))
+    assert flask_requests == ["/token"]
+    assert response.status_code == 200, response.get_json()  # not reuse: the rotation was undone
     rows = refresh_rows(rp, user)
-    assert [row.revoked_at for row in rows] == [None] * len(rows)  # no reuse was detected
-    presented = next(row for row in rows if row.token_hash == token_hash(token))
-    if write_kept():  # rotated: the presented token used, its successor live
-        assert [row.id for row in rows] == [presented.id, rows[-1].id]
-        assert presented.used_at is not None
-        assert (rows[-1].family_id, rows[-1].used_at) == (presented.family_id, None)
-    else:  # rolled back: nothing changed
-        assert rows == [presented]
-        assert presented.used_at is None
+    assert [row.revoked_at for row in rows] == [None, None]
+    assert rows[0].token_hash == token_hash(token)
+    assert rows[0].used_at is not None
+    assert rows[1].token_hash == token_hash(response.get_json()["refresh_token"])
+    assert (
+        client.post("/token", **refresh(rp, response.get_json()["refresh_token"])).status_code
+        == 200
+    )
+
+
+def test_when_the_write_cannot_be_taken_back_the_lane_answers_503_itself(
+    client, rp, user, flask_requests, monkeypatch
+):
+    """The last resort (PostgreSQL, where the write commits by itself): handed on, the full
+    path would take the rotated token for reuse and revoke the family."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        pytest.skip("on SQLite the failed commit rolls the write back: nothing to take back")
+    token = new_refresh_token(rp)
+    failing_once(monkeypatch, audit, "record_routine")
+    failing_once(monkeypatch, tokens, "take_back_refresh_token")
+    flask_requests.clear()
+    response = client.post("/token", **refresh(rp, token))
+    assert flask_requests == []
+    assert (response.status_code, response.mimetype) == (503, "application/json")
+    assert response.get_json()["error"] == "temporarily_unavailable"
+    assert (response.headers["Retry-After"], response.headers["Cache-Control"]) == (
+        "30",
+        "no-store",
+    )
+    assert [row.revoked_at for row in refresh_rows(rp, user)] == [None, None]  # no reuse found
