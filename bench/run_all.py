@@ -99,6 +99,13 @@ def main() -> int:
             {},
         )
     )
+    runs.append(
+        (
+            "code redemption and refresh: each step inside the machine lane",
+            [python, "-m", "bench.bench_grant_steps"],
+            {},
+        )
+    )
     failed = []
     for title, command, env in runs:
         print(f"\n== {title} ==", flush=True)
