@@ -876,14 +876,19 @@ def refresh_user(found: tokens.FoundRefreshToken, service: Service) -> User:
     return user
 
 
-def refresh_authentication(row: tokens.RefreshTokenRow) -> tokens.Authentication:
-    """The sign-in a refresh token carries into every token derived from it (OIDC Core §12.2)."""
+def refresh_authentication(
+    row: tokens.RefreshTokenRow, organisation_public_id: str | None = None
+) -> tokens.Authentication:
+    """The sign-in a refresh token carries into every token derived from it (OIDC Core §12.2).
+    ``organisation_public_id``: the chosen organisation's, when already read with the row."""
+    if organisation_public_id is None:
+        organisation_public_id = tokens.organisation_public_id(row.organisation_id)
     return tokens.Authentication(
         sid=row.sid,
         auth_time=row.auth_time,
         amr=tuple(row.amr or ()),
         acr=row.acr,
-        organisation_id=tokens.organisation_public_id(row.organisation_id),
+        organisation_id=organisation_public_id,
     )
 
 

@@ -63,12 +63,30 @@ from typing import Any, Final
 from authlib.oidc.core.util import create_half_hash
 from flask import Flask, current_app
 from joserfc.errors import JoseError
-from sqlalchemy import Table, bindparam, delete, exists, insert, select, update
+from sqlalchemy import (
+    Boolean,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import CursorResult
 
 from idp.config import Settings
 from idp.extensions import db
-from idp.models import Organisation, RefreshToken, Service, User
+from idp.models import (
+    AccessGrant,
+    AccessPolicy,
+    Organisation,
+    RefreshToken,
+    Service,
+    User,
+    UserStatus,
+)
 from idp.models.base import utcnow
 from idp.oidc.claims import user_claims
 from idp.oidc.discovery import get_issuer
@@ -362,13 +380,7 @@ def issue_refresh_token(
         organisation_pk = parent.organisation_id
     else:
         family_id = str(uuid.uuid4())
-        family_expires_at = at + timedelta(seconds=int(service.refresh_token_lifetime))
-        if not offline and authn.auth_time is not None:
-            # Bound to the SSO session: never outlives the session's absolute lifetime (E04).
-            session_end = datetime.fromtimestamp(
-                authn.auth_time + _settings().session_absolute_seconds, tz=at.tzinfo
-            )
-            family_expires_at = min(family_expires_at, session_end)
+        family_expires_at = _family_expiry(service, authn, offline, at)
         organisation_pk = _organisation_pk(authn.organisation_id)
     # A Core INSERT of one prebuilt statement, not an ORM object and a flush: the unit of
     # work's flush machinery was about a tenth of a code redemption's CPU (issue 4). Nothing
@@ -410,6 +422,134 @@ def issue_refresh_token(
     return IssuedRefreshToken(token, family_id)
 
 
+@dataclass(frozen=True)
+class Rotated:
+    """A refresh token rotated by :func:`rotate_if_usable`: the parent as it was read (now
+    used), its person, its organisation's public id, and the successor."""
+
+    parent: RefreshTokenRow
+    account: Account
+    organisation_public_id: str | None
+    successor: IssuedRefreshToken
+
+
+def rotate_if_usable(token: str, service: Service, now: datetime | None = None) -> Rotated | None:
+    """PostgreSQL: find, check, claim and replace a refresh token in one statement.
+
+    The machine lane's refresh (issue 4): one round trip where finding the token and then
+    rotating it take two. The statement claims the token only if it is exactly what the full
+    path would accept: this service's, unused, unrevoked, unexpired, no revoked token in its
+    family (:meth:`FoundRefreshToken.usable`), its person active and still allowed to use the
+    service (:func:`idp.oidc.server.refresh_user`, :func:`idp.services.access.has_access`).
+    Otherwise it changes nothing and returns None, and the full path answers (and refuses).
+    Concurrent uses of one token: exactly one claims it, as in :func:`issue_refresh_token`.
+    """
+    if not token or len(token) > MAX_REFRESH_TOKEN_LENGTH:
+        return None
+    at = now or utcnow()
+    successor = secrets.token_urlsafe(32)
+    found = (
+        db.session.connection()
+        .execute(
+            _ROTATE_IF_USABLE,
+            {
+                "presented_hash": token_hash(token),
+                "for_service": service.id,
+                "open_access": service.access_policy is AccessPolicy.OPEN,
+                "now": at,
+                "successor_at": at,
+                "successor_hash": token_hash(successor),
+                "active": UserStatus.ACTIVE,
+                "no_claims": {},
+            },
+        )
+        .first()
+    )
+    if found is None:
+        return None
+    width = len(_ROW_FIELDS)
+    parent = RefreshTokenRow(*found[:width])
+    return Rotated(
+        parent,
+        Account(found[width:-1]),
+        found[-1],
+        IssuedRefreshToken(successor, parent.family_id),
+    )
+
+
+def _rotate_if_usable_statement() -> Any:
+    # Parameter names never match a column of the table: SQLAlchemy would take such a
+    # parameter for a value to SET in the UPDATE.
+    table: Table = RefreshToken.__table__  # type: ignore[assignment]
+    family = table.alias("family")
+    grants = AccessGrant.__table__
+    claimed = (
+        update(table)
+        .where(
+            table.c.token_hash == bindparam("presented_hash"),
+            table.c.service_id == bindparam("for_service"),
+            table.c.used_at.is_(None),
+            table.c.revoked_at.is_(None),
+            table.c.expires_at > bindparam("now"),
+            table.c.family_expires_at > bindparam("now"),
+            ~exists().where(
+                family.c.family_id == table.c.family_id, family.c.revoked_at.is_not(None)
+            ),
+            exists().where(User.id == table.c.user_id, User.status == bindparam("active")),
+            or_(
+                bindparam("open_access", type_=Boolean),
+                exists().where(
+                    grants.c.user_id == table.c.user_id,
+                    grants.c.service_id == table.c.service_id,
+                    or_(
+                        table.c.organisation_id.is_(None),
+                        grants.c.organisation_id == table.c.organisation_id,
+                    ),
+                ),
+            ),
+        )
+        .values(used_at=bindparam("now", type_=table.c.used_at.type))
+        .returning(*(table.c[name] for name in _ROW_FIELDS))
+        .cte("claimed")
+    )
+    # The successor: the parent's family, person, sign-in and expiry (rotation never extends
+    # a family), as issue_refresh_token writes it.
+    copied = [
+        c.name for c in table.c if c.name not in _SERVER_FILLED | {"token_hash", "created_at"}
+    ]
+    successor = (
+        insert(table)
+        .from_select(
+            ["token_hash", "created_at", *copied],
+            select(
+                bindparam("successor_hash", type_=table.c.token_hash.type),
+                bindparam("successor_at", type_=table.c.created_at.type),
+                *(_successor_value(claimed, name) for name in copied),
+            ),
+        )
+        .cte("successor")
+    )
+    organisation = Organisation.__table__
+    return (
+        select(
+            *(claimed.c[name] for name in _ROW_FIELDS),
+            *ACCOUNT_COLUMNS,
+            organisation.c.public_id,
+        )
+        .join(User, User.id == claimed.c.user_id)
+        .outerjoin(organisation, organisation.c.id == claimed.c.organisation_id)
+        .add_cte(successor)
+    )
+
+
+def _successor_value(claimed: Any, name: str) -> Any:
+    if name == "claims":
+        return bindparam("no_claims", type_=RefreshToken.__table__.c.claims.type)
+    if name == "expires_at":  # as issue_refresh_token: a token lives as long as its family
+        return claimed.c.family_expires_at
+    return claimed.c[name]
+
+
 def take_back_refresh_token(token: str, parent: RefreshTokenRow | None) -> bool:
     """Delete a refresh token that was written but never delivered; for a rotation, make its
     parent unused again, but only if the delete found the token (so never a parent that a
@@ -431,6 +571,98 @@ _UNUSE_REFRESH_TOKEN: Final = (
     .where(RefreshToken.id == bindparam("row_id"))
     .values(used_at=None)
 )
+
+
+def _family_expiry(
+    service: Service, authn: Authentication, offline: bool, at: datetime
+) -> datetime:
+    """A new family's absolute expiry: the service's lifetime, and for a token bound to the
+    SSO session (no ``offline_access``) never past the session's absolute lifetime (E04)."""
+    expires_at = at + timedelta(seconds=int(service.refresh_token_lifetime))
+    if not offline and authn.auth_time is not None:
+        session_end = datetime.fromtimestamp(
+            authn.auth_time + _settings().session_absolute_seconds, tz=at.tzinfo
+        )
+        expires_at = min(expires_at, session_end)
+    return expires_at
+
+
+def read_person_adding_family(
+    sub: str,
+    service: Service,
+    *,
+    scope: str,
+    authn: Authentication,
+    offline: bool,
+    now: datetime | None = None,
+) -> tuple[Account | None, IssuedRefreshToken]:
+    """PostgreSQL: the person with ``sub``, and *only if they are active* a new refresh-token
+    family for them (as :func:`issue_refresh_token` writes it), in one statement.
+
+    The machine lane's code redemption (issue 4): one round trip where reading the person
+    and then adding the family take two. The family is added (and committed, in the lane's
+    autocommit) only when the person is active; otherwise nothing is written, and the caller
+    sees the person's status and hands on. None: no such person.
+    """
+    at = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    family_id = str(uuid.uuid4())
+    family_expires_at = _family_expiry(service, authn, offline, at)
+    found = (
+        db.session.connection()
+        .execute(
+            _READ_PERSON_ADDING_FAMILY,
+            {
+                "for_sub": sub,
+                "active": UserStatus.ACTIVE,
+                "for_organisation": authn.organisation_id,
+                "new_token_hash": token_hash(token),
+                "new_family_id": family_id,
+                "new_service_id": service.id,
+                "new_sid": authn.sid,
+                "new_scope": scope,
+                "new_offline_access": offline,
+                "new_auth_time": authn.auth_time or int(at.timestamp()),
+                "new_amr": list(authn.amr),
+                "new_acr": authn.acr,
+                "new_claims": {},
+                "new_created_at": at,
+                "new_family_expires_at": family_expires_at,
+                "new_expires_at": family_expires_at,
+            },
+        )
+        .first()
+    )
+    return (Account(found) if found is not None else None), IssuedRefreshToken(token, family_id)
+
+
+def _read_person_adding_family_statement() -> Any:
+    # Parameter names never match a column of the table (see _rotate_if_usable_statement).
+    table: Table = RefreshToken.__table__  # type: ignore[assignment]
+    person = select(*ACCOUNT_COLUMNS).where(User.sub == bindparam("for_sub")).cte("person")
+    organisation = (
+        select(Organisation.id)
+        .where(Organisation.public_id == bindparam("for_organisation"))
+        .scalar_subquery()
+    )
+    names = [c.name for c in table.c if c.name not in _SERVER_FILLED]
+
+    def value(name: str) -> Any:
+        if name == "user_id":
+            return person.c.id
+        if name == "organisation_id":
+            return organisation
+        return bindparam(f"new_{name}", type_=table.c[name].type)
+
+    added = (
+        insert(table)
+        .from_select(
+            names,
+            select(*(value(name) for name in names)).where(person.c.status == bindparam("active")),
+        )
+        .cte("added")
+    )
+    return select(*person.c).add_cte(added)
 
 
 class RefreshTokenSpent(Exception):
@@ -558,6 +790,8 @@ _ROW_FIELDS: Final = tuple(f.name for f in fields(RefreshTokenRow))
 
 
 _FIND_REFRESH_TOKEN: Final = _find_refresh_token_statement()
+_ROTATE_IF_USABLE: Final = _rotate_if_usable_statement()
+_READ_PERSON_ADDING_FAMILY: Final = _read_person_adding_family_statement()
 
 
 # Built once, like _FIND_REFRESH_TOKEN. SQLite: claims the parent before its successor is added.

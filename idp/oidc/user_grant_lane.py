@@ -36,14 +36,14 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core.grants.util import is_openid_scope
 
 from idp.extensions import db
-from idp.models import User
+from idp.models import User, UserStatus
 from idp.models.base import utcnow
 from idp.oidc import codes, tokens
 from idp.oidc.server import (
@@ -84,24 +84,42 @@ def authorization_code(
         or not client.check_grant_type("authorization_code")
     ):
         return None  # nothing redeemed: the full path answers from the start
-    _statements_commit_themselves()
+    one_statement = _statements_commit_themselves() and client.check_grant_type("refresh_token")
     redemption = codes.redeem(code)
     environ[LANE_REDEMPTION] = (code, redemption)  # the code is spent: see the module docstring
     record = redemption.code
     if record is None or not _redeemable(record, client, form.get("redirect_uri"), verifier):
         return None
-    user = active_user(sub=record.sub)
+    authn = code_authentication(record)
+    written: tokens.IssuedRefreshToken | None = None
+    if one_statement:
+        # PostgreSQL: the person, and their new family only if they are active, at once.
+        account, written = tokens.read_person_adding_family(
+            record.sub,
+            client.service,
+            scope=record.scope,
+            authn=authn,
+            offline="offline_access" in record.scope.split(),
+        )
+        if account is None or account.status is not UserStatus.ACTIVE:
+            return None  # nothing was written
+        user: User | None = cast(User, account)
+    else:
+        user = active_user(sub=record.sub)
     if user is None:
         return None
-    authn = code_authentication(record)
-    payload, issued = _issue(client, user, record.scope, authn, record.nonce, None)
     try:
+        if written is not None:
+            payload, issued = _sign(client, user, record.scope, authn, record.nonce, written)
+        else:
+            payload, issued = _issue(client, user, record.scope, authn, record.nonce, None)
+            written = _written(payload, issued)
         commit_issued(
             _token_issued(client, user, "authorization_code", payload, issued, authn, origin)
         )
         reused = not codes.record_issued(record, issued)
     except Exception as error:
-        _take_back(payload, None, error)
+        _take_back(written, None, error)
         return None  # handed on with the redemption: the full path issues afresh
     if reused:
         # Presented again while we issued (G02): the full path revokes all this and refuses.
@@ -114,8 +132,8 @@ def authorization_code(
     return payload
 
 
-def _statements_commit_themselves() -> None:
-    """On PostgreSQL, run this request's statements in autocommit mode.
+def _statements_commit_themselves() -> bool:
+    """On PostgreSQL, run this request's statements in autocommit mode (and say so).
 
     Every write a lane grant makes is one statement (the successor refresh token, claiming
     its parent in the same statement; the routine audit row when it is not batched), and its
@@ -126,10 +144,11 @@ def _statements_commit_themselves() -> None:
     """
     session = db.session()
     if session.get_bind().dialect.name != "postgresql":
-        return
+        return False
     if session.in_transaction():
         session.rollback()  # only reads so far (the service cache): nothing to keep
     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return True
 
 
 def _redeemable(
@@ -157,7 +176,8 @@ def refresh_token(
     """Rotate an ordinary refresh token: the token response, or None for the full path."""
     if not client.check_grant_type("refresh_token"):
         return None
-    _statements_commit_themselves()
+    if _statements_commit_themselves():
+        return _rotate_at_once(form.get("refresh_token") or "", client, origin)
     found = tokens.find_refresh_token(form.get("refresh_token") or "")
     now = utcnow()
     if found is None or found.row.service_id != client.service.id or not found.usable(now):
@@ -175,9 +195,53 @@ def refresh_token(
     try:
         commit_issued(_token_issued(client, user, "refresh_token", payload, issued, authn, origin))
     except Exception as error:
-        _take_back(payload, row, error)
+        _take_back(_written(payload, issued), row, error)
         return None  # the token is unused again: the full path rotates it itself
     return payload
+
+
+def _rotate_at_once(
+    token: str, client: Client, origin: audit.RequestOrigin
+) -> dict[str, Any] | None:
+    """PostgreSQL: the refresh in one round trip (:func:`tokens.rotate_if_usable` finds,
+    checks, claims and replaces the token in one statement, or changes nothing). The write
+    comes first here, so everything after it is taken back if it fails."""
+    rotated = tokens.rotate_if_usable(token, client.service)
+    if rotated is None:
+        return None  # nothing changed: the full path answers, and refuses
+    row, user = rotated.parent, cast(User, rotated.account)
+    try:
+        authn = refresh_authentication(row, rotated.organisation_public_id)
+        payload, issued = _sign(client, user, row.scope, authn, None, rotated.successor)
+        commit_issued(_token_issued(client, user, "refresh_token", payload, issued, authn, origin))
+    except Exception as error:
+        _take_back(rotated.successor, row, error)
+        return None  # the token is unused again: the full path rotates it itself
+    return payload
+
+
+def _sign(
+    client: Client,
+    user: User,
+    scope: str,
+    authn: tokens.Authentication,
+    nonce: str | None,
+    written: tokens.IssuedRefreshToken,
+) -> tuple[dict[str, Any], codes.Issued]:
+    """The token response around a refresh token already written (PostgreSQL's one-statement
+    forms): the access token, the ID token, and what was issued (for G02)."""
+    payload, access = mint_user_access(client, user, scope, authn)
+    if is_openid_scope(scope):
+        payload["id_token"] = id_token_for(client, user, payload, authn, nonce)
+    payload["refresh_token"] = written.token
+    return payload, codes.Issued(access.jti, access.expires_at, written.family_id)
+
+
+def _written(payload: dict[str, Any], issued: codes.Issued) -> tokens.IssuedRefreshToken | None:
+    token = payload.get("refresh_token")
+    if token is None or issued.family_id is None:
+        return None
+    return tokens.IssuedRefreshToken(token, issued.family_id)
 
 
 def _issue(
@@ -198,7 +262,9 @@ def _issue(
 
 
 def _take_back(
-    payload: dict[str, Any], parent: tokens.RefreshTokenRow | None, error: Exception
+    written: tokens.IssuedRefreshToken | None,
+    parent: tokens.RefreshTokenRow | None,
+    error: Exception,
 ) -> None:
     """Undo the grant's one write after a later step failed, so the request can be handed on.
 
@@ -212,13 +278,12 @@ def _take_back(
     the lane had not been there. If the taking back fails too, :class:`Unfinished`.
     """
     log.warning("machine lane: taking back a grant after %s", type(error).__name__)
-    token = payload.get("refresh_token")
-    if token is None:
+    if written is None:
         return
     try:
         db.session.rollback()
         with transaction():
-            tokens.take_back_refresh_token(token, parent)
+            tokens.take_back_refresh_token(written.token, parent)
     except Exception as failure:
         raise Unfinished from failure
 

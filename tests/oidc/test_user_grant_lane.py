@@ -313,6 +313,7 @@ def test_a_code_of_a_user_deactivated_since_is_the_full_paths_refusal(
     )
     same_refusal(lane, full, reached)
     assert full.status_code == 400
+    assert refresh_rows(rp, user) == []  # no family written for someone no longer active
 
 
 def test_a_code_for_a_service_no_longer_registered_for_codes_is_the_full_paths(
