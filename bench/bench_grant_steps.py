@@ -45,7 +45,6 @@ REDIS = os.environ.get("IDP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 #: (module, function) of each step timed inside a grant, in the order a grant runs them.
 STEPS = [
     ("idp.oidc.machine_lane", "_authenticate"),
-    ("idp.oidc.user_grant_lane", "_statements_commit_themselves"),
     ("idp.oidc.codes", "redeem"),
     ("idp.oidc.tokens", "find_refresh_token"),
     ("idp.oidc.tokens", "rotate_if_usable"),

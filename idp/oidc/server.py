@@ -1429,8 +1429,14 @@ class AuthorizationServer(_FlaskAuthorizationServer):  # type: ignore[misc]
 
 
 def commit_issued(record: Callable[[], None]) -> None:
-    """Commit what a grant wrote, with its ``oidc.token_issued`` record (see ``_save``)."""
+    """Commit what a grant wrote, with its ``oidc.token_issued`` record (see ``_save``).
+
+    A session that was never used has nothing to commit (the machine lane's one-statement
+    writes commit themselves): a batched record then needs no session at all (issue 4)."""
     batched = audit.routine_batched()
+    if batched and not (db.session.registry.has() and db.session().in_transaction()):
+        record()
+        return
     with transaction():
         if not batched:
             record()

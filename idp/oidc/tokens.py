@@ -65,6 +65,7 @@ from flask import Flask, current_app
 from joserfc.errors import JoseError
 from sqlalchemy import (
     Boolean,
+    Connection,
     Table,
     bindparam,
     delete,
@@ -433,7 +434,9 @@ class Rotated:
     successor: IssuedRefreshToken
 
 
-def rotate_if_usable(token: str, service: Service, now: datetime | None = None) -> Rotated | None:
+def rotate_if_usable(
+    connection: Connection, token: str, service: Service, now: datetime | None = None
+) -> Rotated | None:
     """PostgreSQL: find, check, claim and replace a refresh token in one statement.
 
     The machine lane's refresh (issue 4): one round trip where finding the token and then
@@ -448,23 +451,19 @@ def rotate_if_usable(token: str, service: Service, now: datetime | None = None) 
         return None
     at = now or utcnow()
     successor = secrets.token_urlsafe(32)
-    found = (
-        db.session.connection()
-        .execute(
-            _ROTATE_IF_USABLE,
-            {
-                "presented_hash": token_hash(token),
-                "for_service": service.id,
-                "open_access": service.access_policy is AccessPolicy.OPEN,
-                "now": at,
-                "successor_at": at,
-                "successor_hash": token_hash(successor),
-                "active": UserStatus.ACTIVE,
-                "no_claims": {},
-            },
-        )
-        .first()
-    )
+    found = connection.execute(
+        _ROTATE_IF_USABLE,
+        {
+            "presented_hash": token_hash(token),
+            "for_service": service.id,
+            "open_access": service.access_policy is AccessPolicy.OPEN,
+            "now": at,
+            "successor_at": at,
+            "successor_hash": token_hash(successor),
+            "active": UserStatus.ACTIVE,
+            "no_claims": {},
+        },
+    ).first()
     if found is None:
         return None
     width = len(_ROW_FIELDS)
@@ -588,6 +587,7 @@ def _family_expiry(
 
 
 def read_person_adding_family(
+    connection: Connection,
     sub: str,
     service: Service,
     *,
@@ -608,31 +608,27 @@ def read_person_adding_family(
     token = secrets.token_urlsafe(32)
     family_id = str(uuid.uuid4())
     family_expires_at = _family_expiry(service, authn, offline, at)
-    found = (
-        db.session.connection()
-        .execute(
-            _READ_PERSON_ADDING_FAMILY,
-            {
-                "for_sub": sub,
-                "active": UserStatus.ACTIVE,
-                "for_organisation": authn.organisation_id,
-                "new_token_hash": token_hash(token),
-                "new_family_id": family_id,
-                "new_service_id": service.id,
-                "new_sid": authn.sid,
-                "new_scope": scope,
-                "new_offline_access": offline,
-                "new_auth_time": authn.auth_time or int(at.timestamp()),
-                "new_amr": list(authn.amr),
-                "new_acr": authn.acr,
-                "new_claims": {},
-                "new_created_at": at,
-                "new_family_expires_at": family_expires_at,
-                "new_expires_at": family_expires_at,
-            },
-        )
-        .first()
-    )
+    found = connection.execute(
+        _READ_PERSON_ADDING_FAMILY,
+        {
+            "for_sub": sub,
+            "active": UserStatus.ACTIVE,
+            "for_organisation": authn.organisation_id,
+            "new_token_hash": token_hash(token),
+            "new_family_id": family_id,
+            "new_service_id": service.id,
+            "new_sid": authn.sid,
+            "new_scope": scope,
+            "new_offline_access": offline,
+            "new_auth_time": authn.auth_time or int(at.timestamp()),
+            "new_amr": list(authn.amr),
+            "new_acr": authn.acr,
+            "new_claims": {},
+            "new_created_at": at,
+            "new_family_expires_at": family_expires_at,
+            "new_expires_at": family_expires_at,
+        },
+    ).first()
     return (Account(found) if found is not None else None), IssuedRefreshToken(token, family_id)
 
 

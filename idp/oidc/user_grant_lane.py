@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Final, cast
 
 from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core.grants.util import is_openid_scope
+from sqlalchemy import Connection
 
 from idp.extensions import db
 from idp.models import User, UserStatus
@@ -84,30 +86,44 @@ def authorization_code(
         or not client.check_grant_type("authorization_code")
     ):
         return None  # nothing redeemed: the full path answers from the start
-    one_statement = _statements_commit_themselves() and client.check_grant_type("refresh_token")
     redemption = codes.redeem(code)
     environ[LANE_REDEMPTION] = (code, redemption)  # the code is spent: see the module docstring
     record = redemption.code
     if record is None or not _redeemable(record, client, form.get("redirect_uri"), verifier):
         return None
     authn = code_authentication(record)
-    written: tokens.IssuedRefreshToken | None = None
-    if one_statement:
-        # PostgreSQL: the person, and their new family only if they are active, at once.
-        account, written = tokens.read_person_adding_family(
-            record.sub,
-            client.service,
-            scope=record.scope,
-            authn=authn,
-            offline="offline_access" in record.scope.split(),
-        )
-        if account is None or account.status is not UserStatus.ACTIVE:
+    with _autocommit() as connection:
+        written: tokens.IssuedRefreshToken | None = None
+        if connection is not None and client.check_grant_type("refresh_token"):
+            # PostgreSQL: the person, and their new family only if they are active, at once.
+            account, written = tokens.read_person_adding_family(
+                connection,
+                record.sub,
+                client.service,
+                scope=record.scope,
+                authn=authn,
+                offline="offline_access" in record.scope.split(),
+            )
+            active = account is not None and account.status is UserStatus.ACTIVE
+            user = cast(User, account) if active else None
+        else:
+            user = active_user(sub=record.sub)
+        if user is None:
             return None  # nothing was written
-        user: User | None = cast(User, account)
-    else:
-        user = active_user(sub=record.sub)
-    if user is None:
-        return None
+        return _finish_code(environ, code, record, client, user, authn, written, origin)
+
+
+def _finish_code(
+    environ: dict[str, Any],
+    code: str,
+    record: codes.AuthorizationCode,
+    client: Client,
+    user: User,
+    authn: tokens.Authentication,
+    written: tokens.IssuedRefreshToken | None,
+    origin: audit.RequestOrigin,
+) -> dict[str, Any] | None:
+    """Sign, commit, note what was issued against the spent code (G02), or take it back."""
     try:
         if written is not None:
             payload, issued = _sign(client, user, record.scope, authn, record.nonce, written)
@@ -132,23 +148,23 @@ def authorization_code(
     return payload
 
 
-def _statements_commit_themselves() -> bool:
-    """On PostgreSQL, run this request's statements in autocommit mode (and say so).
+@contextmanager
+def _autocommit() -> Iterator[Connection | None]:
+    """On PostgreSQL, a connection whose statements commit by themselves; None on SQLite.
 
-    Every write a lane grant makes is one statement (the successor refresh token, claiming
-    its parent in the same statement; the routine audit row when it is not batched), and its
-    reads need no snapshot beyond a statement's. Without a transaction around them there is
-    no ``BEGIN`` or ``COMMIT`` to send: two round trips of the four or five a grant made
-    (issue 4). SQLite keeps its transaction: it has no data-modifying CTE to claim and
-    rotate in one statement, and its transactions cost no round trip.
+    A lane grant's one write there is one statement (:func:`tokens.rotate_if_usable`,
+    :func:`tokens.read_person_adding_family`), so it needs no transaction, and without one
+    there is no ``BEGIN`` or ``COMMIT`` to send (issue 4). A Core connection, not the ORM
+    session: the session's own bookkeeping was about a tenth of a grant's CPU in the lane
+    (bench_grant_steps). SQLite has no data-modifying CTE and keeps the steps and their
+    transaction, which cost it no round trip.
     """
-    session = db.session()
-    if session.get_bind().dialect.name != "postgresql":
-        return False
-    if session.in_transaction():
-        session.rollback()  # only reads so far (the service cache): nothing to keep
-    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    return True
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
+        yield None
+        return
+    with engine.connect() as connection:
+        yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _redeemable(
@@ -176,8 +192,9 @@ def refresh_token(
     """Rotate an ordinary refresh token: the token response, or None for the full path."""
     if not client.check_grant_type("refresh_token"):
         return None
-    if _statements_commit_themselves():
-        return _rotate_at_once(form.get("refresh_token") or "", client, origin)
+    with _autocommit() as connection:
+        if connection is not None:
+            return _rotate_at_once(connection, form.get("refresh_token") or "", client, origin)
     found = tokens.find_refresh_token(form.get("refresh_token") or "")
     now = utcnow()
     if found is None or found.row.service_id != client.service.id or not found.usable(now):
@@ -201,12 +218,12 @@ def refresh_token(
 
 
 def _rotate_at_once(
-    token: str, client: Client, origin: audit.RequestOrigin
+    connection: Connection, token: str, client: Client, origin: audit.RequestOrigin
 ) -> dict[str, Any] | None:
     """PostgreSQL: the refresh in one round trip (:func:`tokens.rotate_if_usable` finds,
     checks, claims and replaces the token in one statement, or changes nothing). The write
     comes first here, so everything after it is taken back if it fails."""
-    rotated = tokens.rotate_if_usable(token, client.service)
+    rotated = tokens.rotate_if_usable(connection, token, client.service)
     if rotated is None:
         return None  # nothing changed: the full path answers, and refuses
     row, user = rotated.parent, cast(User, rotated.account)

@@ -145,21 +145,28 @@ def test_the_writer_writes_each_interval_without_being_asked(app, settings, lane
         assert [r.request_id for r in rows()] == ["rid-tick-0", "rid-tick-1", "rid-tick-2"]
 
 
-def test_code_and_refresh_grants_are_recorded_after_their_commit(slow):
-    """The full path's _save commits the refresh token first, then hands the row over."""
-    user = make_user(email="ada@school.example")
-    rp = RP.register(slow.test_client())
-    issued = rp.tokens(rp.login("ada@school.example", scope="openid offline_access"))
-    # The refresh token was committed by the grant itself, not left to the audit batch.
-    assert rp.refresh(issued["refresh_token"]).status_code == 200
-    assert rows() == []
+@pytest.mark.parametrize("lane", LANES)
+def test_code_and_refresh_grants_are_recorded_after_their_commit(app, settings, lane):
+    """Both paths commit the refresh token first, then hand the row over (the lane's
+    one-statement writes on PostgreSQL commit themselves and leave the session unused)."""
+    with batch_app(settings, 5, machine_lane=lane) as slow:
+        user = make_user(email="ada@school.example")
+        rp = RP.register(slow.test_client())
+        issued = rp.tokens(rp.login("ada@school.example", scope="openid offline_access"))
+        # The refresh token was committed by the grant itself, not left to the audit batch.
+        assert rp.refresh(issued["refresh_token"]).status_code == 200
+        assert rows() == []
 
-    writer(slow).flush()
+        writer(slow).flush()
+        recorded = rows()
+    assert_recorded(recorded, user.sub)
 
-    recorded = rows()
+
+def assert_recorded(recorded: list[AuditEvent], sub: str) -> None:
+
     assert [r.details["grant_type"] for r in recorded] == ["authorization_code", "refresh_token"]
     assert {(r.actor_id, r.target_id, r.target_type) for r in recorded} == {
-        ("school-portal", user.sub, "user")
+        ("school-portal", sub, "user")
     }
     assert recorded[0].details["family_id"] == recorded[1].details["family_id"] is not None
 
