@@ -27,8 +27,15 @@ meanwhile, the full path is handed a redemption that says so, revokes and refuse
 **The refresh token** (RFC 6749 §6; RFC 9700 §4.14.2; G05). Nothing changes until the claim,
 so a token that is not plainly usable (used, revoked, expired, another client's, a person no
 longer active or allowed) goes to the full path untouched, which refuses it (and revokes the
-family on reuse). The claim and the successor commit together; a claim that loses a race
-rolls back and goes to the full path, which then finds the token used: reuse.
+family on reuse). The claim and the successor are written together; a claim that loses a
+race writes nothing and goes to the full path, which then finds the token used: reuse.
+
+**PostgreSQL** (issue 4): each grant's database work is one statement on an autocommit
+connection (:func:`_autocommit`): :func:`tokens.rotate_if_usable` finds, checks, claims and
+replaces a refresh token; :func:`tokens.read_person_adding_family` reads the code's person
+and, only if active, adds the new family. The write then comes before the signatures, so a
+failure after it takes the undelivered token back (:func:`_take_back`) before handing on.
+SQLite takes the steps one by one in a transaction.
 """
 
 from __future__ import annotations
