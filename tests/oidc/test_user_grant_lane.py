@@ -1,4 +1,4 @@
-"""The lane's user grants (idp/oidc/machine_lane.py) answer exactly as the full path does.
+"""The lane's user grants (idp/oidc/user_grant_lane.py) answer exactly as the full path does.
 
 The lane answers the ordinary, successful ``authorization_code`` redemption and
 ``refresh_token`` grant (client_secret_basic or client_secret_post). A relying party must not
