@@ -78,6 +78,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import CursorResult
 
 from idp.config import Settings
+from idp.direct_statement import DirectStatement
 from idp.extensions import db
 from idp.models import (
     AccessGrant,
@@ -451,8 +452,8 @@ def rotate_if_usable(
         return None
     at = now or utcnow()
     successor = secrets.token_urlsafe(32)
-    found = connection.execute(
-        _ROTATE_IF_USABLE,
+    found = _ROTATE_IF_USABLE.first(
+        connection,
         {
             "presented_hash": token_hash(token),
             "for_service": service.id,
@@ -463,7 +464,7 @@ def rotate_if_usable(
             "active": UserStatus.ACTIVE,
             "no_claims": {},
         },
-    ).first()
+    )
     if found is None:
         return None
     width = len(_ROW_FIELDS)
@@ -608,8 +609,8 @@ def read_person_adding_family(
     token = secrets.token_urlsafe(32)
     family_id = str(uuid.uuid4())
     family_expires_at = _family_expiry(service, authn, offline, at)
-    found = connection.execute(
-        _READ_PERSON_ADDING_FAMILY,
+    found = _READ_PERSON_ADDING_FAMILY.first(
+        connection,
         {
             "for_sub": sub,
             "active": UserStatus.ACTIVE,
@@ -628,7 +629,7 @@ def read_person_adding_family(
             "new_family_expires_at": family_expires_at,
             "new_expires_at": family_expires_at,
         },
-    ).first()
+    )
     return (Account(found) if found is not None else None), IssuedRefreshToken(token, family_id)
 
 
@@ -786,8 +787,9 @@ _ROW_FIELDS: Final = tuple(f.name for f in fields(RefreshTokenRow))
 
 
 _FIND_REFRESH_TOKEN: Final = _find_refresh_token_statement()
-_ROTATE_IF_USABLE: Final = _rotate_if_usable_statement()
-_READ_PERSON_ADDING_FAMILY: Final = _read_person_adding_family_statement()
+# Run on the driver (idp.direct_statement): the lane's one statement per grant.
+_ROTATE_IF_USABLE: Final = DirectStatement(_rotate_if_usable_statement())
+_READ_PERSON_ADDING_FAMILY: Final = DirectStatement(_read_person_adding_family_statement())
 
 
 # Built once, like _FIND_REFRESH_TOKEN. SQLite: claims the parent before its successor is added.
