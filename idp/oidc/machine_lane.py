@@ -50,7 +50,7 @@ from werkzeug.wsgi import get_host
 
 from idp.config import Settings
 from idp.extensions import db
-from idp.oidc import tokens, user_grant_lane
+from idp.oidc import codes, tokens, user_grant_lane
 from idp.oidc.discovery import JWKS_PATH, TOKEN_PATH, discovery_document
 from idp.oidc.keys import get_keyring
 from idp.oidc.server import (
@@ -59,6 +59,7 @@ from idp.oidc.server import (
     NO_STORE_HEADERS,
     Client,
     parse_basic,
+    record_token_issued,
 )
 from idp.services import audit
 from idp.services.clients import CLIENT_ID_PATTERN
@@ -295,18 +296,8 @@ def _client_credentials(
     access = tokens.mint_access_token(
         client.service, sub=client.client_id, scope=granted, authn=None
     )
-    audit.record_routine(
-        "oidc.token_issued",
-        actor=client.client_id,
-        target=client.client_id,
-        target_type="service",
-        origin=origin,
-        grant_type="client_credentials",
-        scope=granted,
-        jti=access.jti,
-        family_id=None,
-        sid=None,
-    )
+    issued = codes.Issued(access.jti, access.expires_at, None)
+    record_token_issued(client, None, "client_credentials", granted, issued, None, origin)
     # The audit row, when it is written synchronously (IDP_AUDIT_BATCH_SECONDS=0). A
     # session that was never used has nothing to commit: do not make one to find out.
     if db.session.registry.has() and db.session().in_transaction():

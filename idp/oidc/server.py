@@ -56,7 +56,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Final, cast
 from urllib.parse import quote, unquote, urlencode
 
@@ -1409,23 +1409,42 @@ class AuthorizationServer(_FlaskAuthorizationServer):  # type: ignore[misc]
         only once the commit has succeeded, so no record names a token that was not issued;
         a client_credentials grant then writes nothing to the database at all (issue 4).
         """
-        issued = request.issued or codes.Issued()
-        user: User | None = request.user
-
-        def record() -> None:
-            audit.record_routine(  # no ORM flush: the busiest audit event there is
-                "oidc.token_issued",
-                actor=request.client.client_id,
-                target=user.sub if user is not None else request.client.client_id,
-                target_type="user" if user is not None else "service",
-                grant_type=request.payload.grant_type,
-                scope=token.get("scope", ""),
-                jti=issued.jti,
-                family_id=issued.family_id,
-                sid=request.authn.sid if request.authn is not None else None,
-            )
-
+        record = partial(
+            record_token_issued,
+            request.client,
+            request.user,
+            request.payload.grant_type,
+            str(token.get("scope", "")),
+            request.issued or codes.Issued(),
+            request.authn.sid if request.authn is not None else None,
+        )
         commit_issued(record)
+
+
+def record_token_issued(
+    client: Client,
+    user: User | None,
+    grant_type: str,
+    scope: str,
+    issued: codes.Issued,
+    sid: str | None,
+    origin: audit.RequestOrigin | None = None,
+) -> None:
+    """The ``oidc.token_issued`` record of any grant, on either path (the machine lane passes
+    ``origin``, having no Flask request). A routine record: no ORM flush, the busiest audit
+    event there is (:func:`audit.record_routine`)."""
+    audit.record_routine(
+        "oidc.token_issued",
+        actor=client.client_id,
+        target=user.sub if user is not None else client.client_id,
+        target_type="user" if user is not None else "service",
+        origin=origin,
+        grant_type=grant_type,
+        scope=scope,
+        jti=issued.jti,
+        family_id=issued.family_id,
+        sid=sid,
+    )
 
 
 def commit_issued(record: Callable[[], None]) -> None:

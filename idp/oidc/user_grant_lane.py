@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Final, cast
 
 from authlib.oauth2.base import OAuth2Error
@@ -65,6 +66,7 @@ from idp.oidc.server import (
     commit_issued,
     id_token_for,
     mint_user_access,
+    record_token_issued,
     refresh_authentication,
     refresh_user,
 )
@@ -138,7 +140,16 @@ def _finish_code(
             payload, issued = _issue(client, user, record.scope, authn, record.nonce, None)
             written = _written(payload, issued)
         commit_issued(
-            _token_issued(client, user, "authorization_code", payload, issued, authn, origin)
+            partial(
+                record_token_issued,
+                client,
+                user,
+                "authorization_code",
+                payload["scope"],
+                issued,
+                authn.sid,
+                origin,
+            )
         )
         reused = not codes.record_issued(record, issued)
     except Exception as error:
@@ -217,7 +228,18 @@ def refresh_token(
     except tokens.RefreshTokenSpent:
         return None  # used meanwhile: nothing was written; the full path finds the reuse
     try:
-        commit_issued(_token_issued(client, user, "refresh_token", payload, issued, authn, origin))
+        commit_issued(
+            partial(
+                record_token_issued,
+                client,
+                user,
+                "refresh_token",
+                payload["scope"],
+                issued,
+                authn.sid,
+                origin,
+            )
+        )
     except Exception as error:
         _take_back(_written(payload, issued), row, error)
         return None  # the token is unused again: the full path rotates it itself
@@ -237,7 +259,18 @@ def _rotate_at_once(
     try:
         authn = refresh_authentication(row, rotated.organisation_public_id)
         payload, issued = _sign(client, user, row.scope, authn, None, rotated.successor)
-        commit_issued(_token_issued(client, user, "refresh_token", payload, issued, authn, origin))
+        commit_issued(
+            partial(
+                record_token_issued,
+                client,
+                user,
+                "refresh_token",
+                payload["scope"],
+                issued,
+                authn.sid,
+                origin,
+            )
+        )
     except Exception as error:
         _take_back(rotated.successor, row, error)
         return None  # the token is unused again: the full path rotates it itself
@@ -320,31 +353,3 @@ class Unfinished(Exception):
     (:mod:`idp.oidc.machine_lane`): a JSON OAuth error with ``Retry-After``, where the full
     path's own answer to a failing database is its generic 503 error page.
     """
-
-
-def _token_issued(
-    client: Client,
-    user: User,
-    grant_type: str,
-    payload: dict[str, Any],
-    issued: codes.Issued,
-    authn: tokens.Authentication,
-    origin: audit.RequestOrigin,
-) -> Callable[[], None]:
-    """The ``oidc.token_issued`` record the full path's ``_save`` writes for a user grant."""
-
-    def record() -> None:
-        audit.record_routine(
-            "oidc.token_issued",
-            actor=client.client_id,
-            target=user.sub,
-            target_type="user",
-            origin=origin,
-            grant_type=grant_type,
-            scope=payload.get("scope", ""),
-            jti=issued.jti,
-            family_id=issued.family_id,
-            sid=authn.sid,
-        )
-
-    return record

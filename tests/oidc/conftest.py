@@ -8,10 +8,11 @@ session-wide browser lives.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, request, request_started
 from flask.testing import FlaskClient
 
 from idp.models import User
@@ -29,6 +30,19 @@ def register_machine(
     return RP.register(
         client, redirect_uris=(), grant_types=("client_credentials",), scopes=scopes, **options
     )
+
+
+@pytest.fixture
+def flask_requests(app: Flask) -> Iterator[list[str]]:
+    """Paths of the requests that reached Flask: the machine lane's answers never do."""
+    seen: list[str] = []
+
+    def note(sender: Flask, **_: Any) -> None:
+        seen.append(request.path)
+
+    request_started.connect(note, app)
+    yield seen
+    request_started.disconnect(note, app)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextvars
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -43,21 +42,6 @@ def poster(client) -> RP:
     return register_machine(
         client, ("users:read",), client_id="census-upload", auth_method="client_secret_post"
     )
-
-
-@pytest.fixture
-def flask_requests(app: Flask) -> Iterator[list[str]]:
-    """Paths of the requests that reached Flask (the lane's answers never do)."""
-    seen: list[str] = []
-
-    def note(sender: Flask, **_: Any) -> None:
-        from flask import request
-
-        seen.append(request.path)
-
-    request_started.connect(note, app)
-    yield seen
-    request_started.disconnect(note, app)
 
 
 def full_path(app: Flask) -> WsgiClient:

@@ -11,7 +11,6 @@ answers compared. Codes and refresh tokens are single use, so the two requests n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -167,20 +166,6 @@ def change_status(user: User, status: UserStatus) -> None:
     """An administrator changes the account's status (nothing else: no tokens revoked)."""
     with transaction():
         user.status = status
-
-
-@pytest.fixture
-def flask_requests(app: Flask) -> Iterator[list[str]]:
-    """Paths of the requests that reached Flask (the lane's answers never do). Declared
-    again, not imported from test_machine_lane: an imported fixture is an unused name."""
-    seen: list[str] = []
-
-    def note(sender: Flask, **_: Any) -> None:
-        seen.append(current_request.path)
-
-    request_started.connect(note, app)
-    yield seen
-    request_started.disconnect(note, app)
 
 
 @pytest.fixture
