@@ -139,18 +139,7 @@ def _finish_code(
         else:
             payload, issued = _issue(client, user, record.scope, authn, record.nonce, None)
             written = _written(payload, issued)
-        commit_issued(
-            partial(
-                record_token_issued,
-                client,
-                user,
-                "authorization_code",
-                payload["scope"],
-                issued,
-                authn.sid,
-                origin,
-            )
-        )
+        _commit(client, user, "authorization_code", payload, issued, authn, origin)
         reused = not codes.record_issued(record, issued)
     except Exception as error:
         _take_back(written, None, error)
@@ -228,18 +217,7 @@ def refresh_token(
     except tokens.RefreshTokenSpent:
         return None  # used meanwhile: nothing was written; the full path finds the reuse
     try:
-        commit_issued(
-            partial(
-                record_token_issued,
-                client,
-                user,
-                "refresh_token",
-                payload["scope"],
-                issued,
-                authn.sid,
-                origin,
-            )
-        )
+        _commit(client, user, "refresh_token", payload, issued, authn, origin)
     except Exception as error:
         _take_back(_written(payload, issued), row, error)
         return None  # the token is unused again: the full path rotates it itself
@@ -259,22 +237,35 @@ def _rotate_at_once(
     try:
         authn = refresh_authentication(row, rotated.organisation_public_id)
         payload, issued = _sign(client, user, row.scope, authn, None, rotated.successor)
-        commit_issued(
-            partial(
-                record_token_issued,
-                client,
-                user,
-                "refresh_token",
-                payload["scope"],
-                issued,
-                authn.sid,
-                origin,
-            )
-        )
+        _commit(client, user, "refresh_token", payload, issued, authn, origin)
     except Exception as error:
         _take_back(rotated.successor, row, error)
         return None  # the token is unused again: the full path rotates it itself
     return payload
+
+
+def _commit(
+    client: Client,
+    user: User,
+    grant_type: str,
+    payload: dict[str, Any],
+    issued: codes.Issued,
+    authn: tokens.Authentication,
+    origin: audit.RequestOrigin,
+) -> None:
+    """Commit, and record ``oidc.token_issued`` as the full path's ``_save`` does."""
+    commit_issued(
+        partial(
+            record_token_issued,
+            client,
+            user,
+            grant_type,
+            payload["scope"],
+            issued,
+            authn.sid,
+            origin,
+        )
+    )
 
 
 def _sign(
