@@ -278,11 +278,19 @@ def _sign(
 ) -> tuple[dict[str, Any], codes.Issued]:
     """The token response around a refresh token already written (PostgreSQL's one-statement
     forms): the access token, the ID token, and what was issued (for G02)."""
+    payload, access = _signed(client, user, scope, authn, nonce)
+    payload["refresh_token"] = written.token
+    return payload, codes.Issued(access.jti, access.expires_at, written.family_id)
+
+
+def _signed(
+    client: Client, user: User, scope: str, authn: tokens.Authentication, nonce: str | None
+) -> tuple[dict[str, Any], tokens.IssuedAccessToken]:
+    """The token response so far: the access token and, for ``openid``, the ID token."""
     payload, access = mint_user_access(client, user, scope, authn)
     if is_openid_scope(scope):
         payload["id_token"] = id_token_for(client, user, payload, authn, nonce)
-    payload["refresh_token"] = written.token
-    return payload, codes.Issued(access.jti, access.expires_at, written.family_id)
+    return payload, access
 
 
 def _written(payload: dict[str, Any], issued: codes.Issued) -> tokens.IssuedRefreshToken | None:
@@ -302,9 +310,7 @@ def _issue(
 ) -> tuple[dict[str, Any], codes.Issued]:
     """The token response, every signature made before the one write (the refresh token),
     so that little can fail after it (see :func:`_take_back`)."""
-    payload, access = mint_user_access(client, user, scope, authn)
-    if is_openid_scope(scope):
-        payload["id_token"] = id_token_for(client, user, payload, authn, nonce)
+    payload, access = _signed(client, user, scope, authn, nonce)
     family = add_refresh_token(client, user, scope, authn, payload, parent)
     return payload, codes.Issued(access.jti, access.expires_at, family)
 
