@@ -85,18 +85,7 @@ def ours() -> Any:
     """The same grant through our app's WSGI callable, on PostgreSQL + Redis."""
     from werkzeug.test import EnvironBuilder
 
-    database_url = bt.fresh_database(DATABASE)
-    bt.prepare_ours(database_url, ORIGIN)
-    os.environ.update(
-        IDP_ENV="development",
-        IDP_DATABASE_URL=database_url,
-        IDP_REDIS_URL=REDIS,
-        IDP_PUBLIC_BASE_URL=ORIGIN,
-        IDP_LOG_LEVEL="WARNING",
-    )
-    from idp import create_app
-
-    app = create_app()
+    app = bt.in_process_app(DATABASE, REDIS, ORIGIN)
     environ = EnvironBuilder(
         path="/token",
         method="POST",

@@ -193,23 +193,11 @@ def main() -> None:
 
     port = bt.free_port()
     origin = f"http://127.0.0.1:{port}"
-    bt.OUR_REDIS = REDIS
     redis.Redis.from_url(REDIS).flushdb()  # sign-in rate limits from an earlier run
-    database_url = bt.fresh_database(DATABASE)
-    bt.prepare_ours(database_url, origin)
-    os.environ.update(
-        IDP_ENV="development",
-        IDP_DATABASE_URL=database_url,
-        IDP_REDIS_URL=REDIS,
-        IDP_PUBLIC_BASE_URL=origin,
-        IDP_LOG_LEVEL="WARNING",
-    )
+    app = bt.in_process_app(DATABASE, REDIS, origin)
     timers = Timers()
     for module_name, name in STEPS:
         timers.wrap(module_name, name)
-    from idp import create_app
-
-    app = create_app()
     provider = bt.Provider(
         name="ours",
         origin=origin,

@@ -53,10 +53,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 from bs4 import BeautifulSoup
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "bench" / "node"
@@ -413,8 +416,10 @@ def drop_database(name: str) -> None:
     admin.dispose()
 
 
-def prepare_ours(database_url: str, origin: str) -> dict[str, Any]:
-    """Migrate, create the user and two services, make the signing keys; say what exists."""
+def prepare_ours(database_url: str, origin: str, redis_url: str | None = None) -> dict[str, Any]:
+    """Migrate, create the user and two services, make the signing keys; say what exists.
+    ``redis_url``: the store the app will use (this benchmark's own by default)."""
+    redis_url = redis_url or OUR_REDIS
     import redis as redis_client
     from flask_migrate import upgrade
 
@@ -427,11 +432,11 @@ def prepare_ours(database_url: str, origin: str) -> dict[str, Any]:
 
     # No flush: the Redis database may be shared with other benchmarks. The PostgreSQL
     # database is new, so nothing left in the store from an earlier run is reachable.
-    redis_client.Redis.from_url(OUR_REDIS).delete("idp:oidc:signing-keys:version")
+    redis_client.Redis.from_url(redis_url).delete("idp:oidc:signing-keys:version")
     app = create_app(
         env="development",
         database_url=database_url,
-        redis_url=OUR_REDIS,
+        redis_url=redis_url,
         public_base_url=origin,
         log_level="WARNING",
         instance_path=tempfile.mkdtemp(prefix="bench-token-"),
@@ -466,6 +471,23 @@ def prepare_ours(database_url: str, origin: str) -> dict[str, Any]:
         views = set(app.view_functions)
         db.engine.dispose()
     return {"views": views}
+
+
+def in_process_app(database: str, redis_url: str, origin: str) -> Flask:
+    """Our app in this process, on a fresh PostgreSQL database ``database`` prepared as for the
+    benchmark (:func:`prepare_ours`) and configured as the benchmark's server is, for the
+    in-process benchmarks (bench_grant_overhead, bench_grant_steps)."""
+    from idp import create_app
+
+    database_url = fresh_database(database)
+    prepare_ours(database_url, origin, redis_url)
+    return create_app(
+        env="development",
+        database_url=database_url,
+        redis_url=redis_url,
+        public_base_url=origin,
+        log_level="WARNING",
+    )
 
 
 def server_command(args: argparse.Namespace, port: int) -> list[str]:
